@@ -1,0 +1,50 @@
+# Quick start: `make run` serves the API on the embedded default (SQLite, photos on local disk, demo data);
+# `make test` runs the whole suite. Set TEST_DATABASE_URL to run the suite on PostgreSQL as well.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
+# The embedded default, for development on a laptop: never production settings.
+RUN_ENV := HAZARD_ENVIRONMENT=development \
+	HAZARD_WECHAT__DEV_LOGIN=true \
+	HAZARD_PUBLIC_BASE_URL=http://$(HOST):$(PORT)
+
+.PHONY: run test lint openapi bench-submit bench-geo clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(RUN_ENV) $(BIN)/python -m app.cli migrate
+	$(RUN_ENV) $(BIN)/python -m app.cli seed-demo
+	@echo "API: http://$(HOST):$(PORT)   docs: http://$(HOST):$(PORT)/docs"
+	$(RUN_ENV) $(BIN)/uvicorn --factory app.main:create_app --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
+
+openapi: $(VENV)/.installed
+	$(BIN)/python -m app.cli openapi --out openapi.yaml
+
+bench-submit: $(VENV)/.installed
+	$(BIN)/python bench/submit_reports.py
+
+bench-geo: $(VENV)/.installed
+	$(BIN)/python bench/geo_lookup.py
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,130 @@
+"""Command line: ``python -m app.cli <command>``.
+
+migrate          apply the Alembic migrations to the configured database
+create-staff     create a staff account (the password is read from a prompt or the variable named by --password-env)
+seed-demo        demo departments and staff accounts (development only)
+cleanup          remove unattached uploads after 24 h, orphaned objects and expired idempotency records
+openapi          write openapi.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from app.core.config import Settings, load_settings
+from app.core.context import build_context, close_context
+from app.core.db import unit_of_work
+from app.core.errors import DomainError
+from app.core.migrate import upgrade
+from app.identity.roles import ROLE_NAMES, Role
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate")
+    staff = commands.add_parser("create-staff")
+    staff.add_argument("--username", required=True)
+    staff.add_argument("--display-name", required=True)
+    staff.add_argument("--role", required=True, choices=[r.value for r in Role])
+    staff.add_argument("--department-code")
+    staff.add_argument("--password-env", help="name of an environment variable holding the password")
+    commands.add_parser("seed-demo")
+    commands.add_parser("cleanup")
+    openapi = commands.add_parser("openapi")
+    openapi.add_argument("--out", default="openapi.yaml")
+    args = parser.parse_args(argv)
+
+    settings = load_settings()
+    try:
+        return _run(args, settings)
+    except DomainError as exc:
+        print(f"错误 [{exc.code}]: {exc.detail_message}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "migrate":
+        upgrade(settings.database.url)
+        return 0
+    if args.command == "openapi":
+        from app.openapi_export import openapi_yaml
+
+        Path(args.out).write_text(openapi_yaml(), encoding="utf-8")
+        return 0
+    if args.command == "create-staff":
+        password = os.environ.get(args.password_env, "") if args.password_env else getpass.getpass("密码: ")
+        if len(password) < 10:
+            print("密码至少 10 个字符", file=sys.stderr)
+            return 2
+        asyncio.run(_create_staff(settings, args, password))
+        return 0
+    if args.command == "seed-demo":
+        if settings.environment != "development":
+            print("seed-demo 仅用于开发环境", file=sys.stderr)
+            return 2
+        asyncio.run(_seed_demo(settings))
+        return 0
+    if args.command == "cleanup":
+        asyncio.run(_cleanup(settings))
+        return 0
+    return 2
+
+
+async def _create_staff(settings: Settings, args: argparse.Namespace, password: str) -> None:
+    from app.identity.service import create_staff
+
+    context = build_context(settings)
+    try:
+        async with unit_of_work(context.sessions) as session:
+            staff = await create_staff(
+                session,
+                username=args.username,
+                password=password,
+                display_name=args.display_name,
+                role=Role(args.role),
+                department_code=args.department_code,
+            )
+        print(f"已创建 {staff.username}（{ROLE_NAMES[Role(staff.role)]}）")
+    finally:
+        await close_context(context)
+
+
+async def _seed_demo(settings: Settings) -> None:
+    from app.demo.seed import seed_demo
+
+    context = build_context(settings)
+    try:
+        async with unit_of_work(context.sessions) as session:
+            staff = await seed_demo(session)
+    finally:
+        await close_context(context)
+    print("演示账号（POST /v1/auth/staff/login）：")
+    for member in staff:
+        print(f"  {member.username:<15} {member.password:<22} {ROLE_NAMES[member.role]}")
+    print("举报人登录：POST /v1/auth/wechat/login，code 填 dev:<任意名字>，例如 dev:alice")
+
+
+async def _cleanup(settings: Settings) -> None:
+    from app.intake.maintenance import cleanup
+
+    context = build_context(settings)
+    try:
+        result = await cleanup(context)
+    finally:
+        await close_context(context)
+    print(
+        f"removed {result.uploads_removed} unattached uploads, {result.orphan_objects_removed} orphan objects, "
+        f"purged {result.idempotency_records_purged} idempotency records"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Who is calling: bearer-token principals for reporters and staff, and permission checks."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.core.context import AppContext, get_context
+from app.core.db import unit_of_work
+from app.core.errors import Forbidden, Unauthenticated
+from app.core.security import InvalidToken
+from app.identity.errors import WrongAudience
+from app.identity.models import StaffUser
+from app.identity.roles import Permission, Role, has_permission
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` from a login endpoint")
+
+
+@dataclass(frozen=True)
+class ReporterPrincipal:
+    reporter_id: uuid.UUID
+
+    @property
+    def key(self) -> str:
+        return f"reporter:{self.reporter_id}"
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    staff_id: uuid.UUID
+    username: str
+    role: Role
+    department_id: uuid.UUID | None
+
+    @property
+    def key(self) -> str:
+        return f"staff:{self.staff_id}"
+
+    def require(self, permission: Permission) -> None:
+        if not has_permission(self.role, permission):
+            raise Forbidden()
+
+
+Principal = ReporterPrincipal | StaffPrincipal
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated()
+    return credentials.credentials
+
+
+def _audience_of(token: str) -> str:
+    # Only used to choose which audience to verify against; the full verification follows.
+    try:
+        audience = jwt.decode(token, options={"verify_signature": False}).get("aud")
+    except jwt.PyJWTError as exc:
+        raise InvalidToken() from exc
+    return audience if isinstance(audience, str) else ""
+
+
+def _reporter_from(context: AppContext, token: str) -> ReporterPrincipal:
+    claims = context.tokens.decode(token, context.settings.security.reporter_audience)
+    subject = str(claims["sub"])
+    if not subject.startswith("reporter:"):
+        raise InvalidToken()
+    try:
+        return ReporterPrincipal(reporter_id=uuid.UUID(subject.removeprefix("reporter:")))
+    except ValueError as exc:
+        raise InvalidToken() from exc
+
+
+async def _staff_from(context: AppContext, token: str) -> StaffPrincipal:
+    claims = context.tokens.decode(token, context.settings.security.staff_audience)
+    subject = str(claims["sub"])
+    try:
+        staff_id = uuid.UUID(subject.removeprefix("staff:"))
+    except ValueError as exc:
+        raise InvalidToken() from exc
+    # Staff are looked up on every request so that a deactivated account or a changed role takes effect at once.
+    # A unit of work of its own: routes that hold no request transaction (uploads) must not get one from here.
+    async with unit_of_work(context.sessions) as session:
+        staff = await session.get(StaffUser, staff_id)
+    if staff is None or not staff.is_active or not subject.startswith("staff:"):
+        raise InvalidToken()
+    return StaffPrincipal(staff.id, staff.username, Role(staff.role), staff.department_id)
+
+
+async def current_reporter(
+    credentials: Credentials, context: Annotated[AppContext, Depends(get_context)]
+) -> ReporterPrincipal:
+    token = _token(credentials)
+    if _audience_of(token) != context.settings.security.reporter_audience:
+        raise WrongAudience()
+    return _reporter_from(context, token)
+
+
+async def current_staff(
+    credentials: Credentials,
+    context: Annotated[AppContext, Depends(get_context)],
+) -> StaffPrincipal:
+    token = _token(credentials)
+    if _audience_of(token) != context.settings.security.staff_audience:
+        raise WrongAudience()
+    return await _staff_from(context, token)
+
+
+async def current_principal(
+    credentials: Credentials,
+    context: Annotated[AppContext, Depends(get_context)],
+) -> Principal:
+    token = _token(credentials)
+    if _audience_of(token) == context.settings.security.staff_audience:
+        return await _staff_from(context, token)
+    return _reporter_from(context, token)
+
+
+CurrentReporter = Annotated[ReporterPrincipal, Depends(current_reporter)]
+CurrentStaff = Annotated[StaffPrincipal, Depends(current_staff)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, CreatedAt, UUIDPrimaryKey
+
+
+class Upload(UUIDPrimaryKey, CreatedAt, Base):
+    """One uploaded photo: the private original (evidence, with its SHA-256) and its two EXIF-free derivatives.
+
+    ``owner`` is the principal key of who uploaded it ("reporter:<id>" or "staff:<id>"). The same bytes from the
+    same owner are one upload. An upload belongs to at most one report.
+    """
+
+    __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("owner", "sha256"),)
+
+    owner: Mapped[str] = mapped_column(String(80))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    perceptual_hash: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(10))
+    mime_type: Mapped[str] = mapped_column(String(40))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    original_key: Mapped[str] = mapped_column(String(200))
+    display_key: Mapped[str] = mapped_column(String(200))
+    thumbnail_key: Mapped[str] = mapped_column(String(200))
+    exif_captured_at: Mapped[datetime | None]
+    exif_longitude: Mapped[float | None] = mapped_column(Float)
+    exif_latitude: Mapped[float | None] = mapped_column(Float)
+    report_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"), index=True)
+    position: Mapped[int | None] = mapped_column(Integer)
+
+
+class Report(UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_reporter_id_created_at", "reporter_id", "created_at"),)
+
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    reporter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reporters.id"))
+    filed_by_staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    category_code: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    hazard_kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    longitude: Mapped[float] = mapped_column(Float)
+    latitude: Mapped[float] = mapped_column(Float)
+    datum: Mapped[str] = mapped_column(String(8))
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    address: Mapped[str | None] = mapped_column(String(200))
+    region_code: Mapped[str] = mapped_column(String(12))
+    observed_at: Mapped[datetime]
+    enterprise_name: Mapped[str | None] = mapped_column(String(200))
+    enterprise_credit_code: Mapped[str | None] = mapped_column(String(18))
+    reporter_is_employee: Mapped[bool] = mapped_column(Boolean)
+    identity_hidden: Mapped[bool] = mapped_column(Boolean)
+    query_code_hash: Mapped[str] = mapped_column(String(200))
+    flags: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class ReportContact(Base):
+    """Contact details a hotline caller gave; identity kept apart from the case and encrypted at rest."""
+
+    __tablename__ = "report_contacts"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"), primary_key=True)
+    name_encrypted: Mapped[str | None] = mapped_column(String(300))
+    phone_encrypted: Mapped[str | None] = mapped_column(String(300))
+    phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class ReportNumberCounter(Base):
+    """The running sequence behind report numbers, one per year and region."""
+
+    __tablename__ = "report_number_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer, default=0)

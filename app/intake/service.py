@@ -1,0 +1,378 @@
+"""Report submission and the reporter's own views of their reports."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import Category
+from app.core import idempotency
+from app.core.context import AppContext
+from app.core.db import insert_or_ignore, utcnow
+from app.core.security import request_fingerprint
+from app.identity.dependencies import Principal, ReporterPrincipal, StaffPrincipal
+from app.identity.roles import Permission
+from app.intake import evidence
+from app.intake.errors import (
+    ChannelNotAllowed,
+    InvalidCursor,
+    ReportNotFound,
+    UnknownCategory,
+    UploadAlreadyAttached,
+    UploadNotFound,
+)
+from app.intake.models import Report, ReportContact, ReportNumberCounter, Upload
+from app.intake.schemas import (
+    REPORTER_CHANNELS,
+    STAFF_CHANNELS,
+    CategoryRef,
+    Channel,
+    Enterprise,
+    HazardKind,
+    Location,
+    PhotoView,
+    ReportDetail,
+    ReportLookupResult,
+    ReportPage,
+    ReportReceipt,
+    ReportStatus,
+    ReportSubmission,
+    ReportSummary,
+)
+from app.intake.uploads import CHINA_TZ
+
+SUBMIT_OPERATION = "submit_report"
+QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read out over the phone
+QUERY_CODE_LENGTH = 8
+QUERY_CODE_PURPOSE = "query_code"
+
+# What the reporter sees of each state. The case workflow adds the states after acceptance.
+REPORTER_STATUS_LABELS = {"submitted": "已提交，待受理"}
+
+
+def reporter_status(state: str) -> ReportStatus:
+    return ReportStatus(code=state, label=REPORTER_STATUS_LABELS.get(state, "办理中"))
+
+
+async def submit_report(
+    session: AsyncSession,
+    context: AppContext,
+    principal: Principal,
+    body: ReportSubmission,
+    idempotency_key: str | None,
+) -> ReportReceipt:
+    _check_channel(principal, body)
+    claim = idempotency.IdempotencyClaim(principal.key, SUBMIT_OPERATION, idempotency_key) if idempotency_key else None
+    if claim is not None:
+        fingerprint = request_fingerprint(body.model_dump_json().encode())
+        replay = await idempotency.claim(session, context.cipher, claim, fingerprint)
+        if replay is not None:
+            return ReportReceipt.model_validate(replay.body)
+
+    receipt = await _create_report(session, context, principal, body)
+    if claim is not None:
+        await idempotency.record(session, context.cipher, claim, 201, receipt.model_dump(mode="json"))
+    return receipt
+
+
+def _check_channel(principal: Principal, body: ReportSubmission) -> None:
+    if isinstance(principal, StaffPrincipal):
+        principal.require(Permission.FILE_REPORT_FOR_CALLER)
+        if body.channel not in STAFF_CHANNELS:
+            raise ChannelNotAllowed(field="channel")
+        return
+    if body.channel not in REPORTER_CHANNELS or body.caller is not None:
+        raise ChannelNotAllowed(field="channel" if body.caller is None else "caller")
+
+
+async def _create_report(
+    session: AsyncSession, context: AppContext, principal: Principal, body: ReportSubmission
+) -> ReportReceipt:
+    await _require_category(session, body.category)
+    uploads = await _claimable_uploads(session, principal.key, body.upload_ids)
+    now = utcnow()
+    report_id = uuid.uuid4()
+    query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(QUERY_CODE_LENGTH))
+    region_code = context.settings.intake.default_region_code
+    flags = await _evidence_flags(session, context, uploads, body, now)
+    number = await _next_report_number(session, now.astimezone(CHINA_TZ).year, region_code)
+    report = Report(
+        id=report_id,
+        number=number,
+        reporter_id=principal.reporter_id if isinstance(principal, ReporterPrincipal) else None,
+        filed_by_staff_id=principal.staff_id if isinstance(principal, StaffPrincipal) else None,
+        channel=body.channel.value,
+        state="submitted",
+        category_code=body.category,
+        hazard_kind=body.hazard_kind.value,
+        description=body.description,
+        longitude=body.location.longitude,
+        latitude=body.location.latitude,
+        datum=body.location.datum.value,
+        accuracy_m=body.location.accuracy_m,
+        address=body.location.address,
+        region_code=region_code,
+        observed_at=body.observed_at,
+        enterprise_name=body.enterprise.name if body.enterprise else None,
+        enterprise_credit_code=body.enterprise.credit_code if body.enterprise else None,
+        reporter_is_employee=body.reporter_is_employee,
+        identity_hidden=body.hide_identity,
+        query_code_hash=_query_code_hash(context, report_id, query_code),
+        flags=flags,
+        created_at=now,
+    )
+    session.add(report)
+    await session.flush()
+    await _attach_uploads(session, report_id, body.upload_ids)
+    if body.caller is not None and (body.caller.name or body.caller.phone):
+        session.add(_contact(context, report_id, body.caller.name, body.caller.phone))
+    await session.flush()
+    return ReportReceipt(
+        id=report_id, number=number, query_code=query_code, status=reporter_status(report.state), submitted_at=now
+    )
+
+
+async def _require_category(session: AsyncSession, code: str) -> None:
+    active = await session.scalar(select(Category.is_active).where(Category.code == code))
+    if not active:
+        raise UnknownCategory(field="category")
+
+
+async def _claimable_uploads(session: AsyncSession, owner: str, upload_ids: list[uuid.UUID]) -> list[Upload]:
+    rows = (
+        await session.scalars(select(Upload).where(Upload.id.in_(upload_ids), Upload.owner == owner).with_for_update())
+    ).all()
+    by_id = {row.id: row for row in rows}
+    missing = [str(i) for i in upload_ids if i not in by_id]
+    if missing:
+        # Another reporter's upload looks exactly like one that does not exist.
+        raise UploadNotFound(field="upload_ids", missing=missing)
+    attached = [str(row.id) for row in rows if row.report_id is not None]
+    if attached:
+        raise UploadAlreadyAttached(field="upload_ids", attached=attached)
+    return [by_id[i] for i in upload_ids]
+
+
+async def _attach_uploads(session: AsyncSession, report_id: uuid.UUID, upload_ids: list[uuid.UUID]) -> None:
+    for position, upload_id in enumerate(upload_ids):
+        # The report_id IS NULL guard makes a concurrent double attach fail instead of silently moving a photo.
+        result = await session.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.report_id.is_(None))
+            .values(report_id=report_id, position=position)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise UploadAlreadyAttached(field="upload_ids", attached=[str(upload_id)])
+
+
+async def _evidence_flags(
+    session: AsyncSession, context: AppContext, uploads: list[Upload], body: ReportSubmission, now: datetime
+) -> list[dict[str, object]]:
+    reuse = await _reused_elsewhere(session, [u.sha256 for u in uploads])
+    photos = [
+        evidence.PhotoEvidence(
+            u.id, u.exif_captured_at, u.exif_longitude, u.exif_latitude, tuple(reuse.get(u.sha256, ()))
+        )
+        for u in uploads
+    ]
+    intake = context.settings.intake
+    thresholds = evidence.EvidenceThresholds(
+        max_distance_m=intake.photo_distance_flag_m, max_age=timedelta(hours=intake.photo_age_flag_hours)
+    )
+    place = evidence.ReportedPlace(body.location.longitude, body.location.latitude, body.location.datum)
+    return evidence.evidence_flags(photos, place, now, thresholds)
+
+
+async def _reused_elsewhere(session: AsyncSession, hashes: list[str]) -> dict[str, list[str]]:
+    rows = await session.execute(
+        select(Upload.sha256, Report.number)
+        .join(Report, Report.id == Upload.report_id)
+        .where(Upload.sha256.in_(hashes))
+    )
+    found: dict[str, list[str]] = {}
+    for sha256, number in rows:
+        found.setdefault(sha256, []).append(number)
+    return found
+
+
+async def _next_report_number(session: AsyncSession, year: int, region_code: str) -> str:
+    await insert_or_ignore(
+        session,
+        ReportNumberCounter,
+        {"year": year, "region_code": region_code, "last_value": 0},
+        ["year", "region_code"],
+    )
+    value = await session.scalar(
+        update(ReportNumberCounter)
+        .where(ReportNumberCounter.year == year, ReportNumberCounter.region_code == region_code)
+        .values(last_value=ReportNumberCounter.last_value + 1)
+        .returning(ReportNumberCounter.last_value)
+    )
+    return f"{year}-{region_code}-{value:06d}"
+
+
+def _query_code_hash(context: AppContext, report_id: uuid.UUID, code: str) -> str:
+    # A keyed hash rather than a slow password hash: the code has 40 bits of entropy, finding it from a stolen
+    # database also needs the server's key, and online guessing is bounded by the API, not by hash cost.
+    return context.blind_index.digest(f"{report_id}:{code}", QUERY_CODE_PURPOSE)
+
+
+def _contact(context: AppContext, report_id: uuid.UUID, name: str | None, phone: str | None) -> ReportContact:
+    return ReportContact(
+        report_id=report_id,
+        name_encrypted=context.cipher.encrypt(name) if name else None,
+        phone_encrypted=context.cipher.encrypt(phone) if phone else None,
+        phone_index=context.blind_index.digest(phone, "phone") if phone else None,
+    )
+
+
+# --- the reporter's views ---------------------------------------------------------------------------------
+
+
+async def list_my_reports(
+    session: AsyncSession, context: AppContext, reporter: ReporterPrincipal, cursor: str | None, limit: int
+) -> ReportPage:
+    query = (
+        select(Report, Category.name)
+        .join(Category, Category.code == Report.category_code)
+        .where(Report.reporter_id == reporter.reporter_id)
+        .order_by(Report.created_at.desc(), Report.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        created_at, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Report.created_at < created_at, and_(Report.created_at == created_at, Report.id < last_id))
+        )
+    rows = (await session.execute(query)).all()
+    page = rows[:limit]
+    thumbnails = await _first_thumbnails(session, context, [report.id for report, _ in page])
+    items = [_summary(report, name, thumbnails.get(report.id)) for report, name in page]
+    next_cursor = _encode_cursor(page[-1][0]) if len(rows) > limit else None
+    return ReportPage(items=items, next_cursor=next_cursor)
+
+
+def _encode_cursor(report: Report) -> str:
+    raw = f"{report.created_at.isoformat()}|{report.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, report_id = raw.split("|")
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(report_id)
+    except ValueError as exc:
+        raise InvalidCursor(field="cursor") from exc
+
+
+async def _first_thumbnails(
+    session: AsyncSession, context: AppContext, report_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    if not report_ids:
+        return {}
+    rows = await session.execute(
+        select(Upload.report_id, Upload.thumbnail_key).where(Upload.report_id.in_(report_ids), Upload.position == 0)
+    )
+    return {
+        report_id: await context.storage.signed_url(key, context.signed_url_lifetime)
+        for report_id, key in rows
+        if report_id is not None
+    }
+
+
+def _summary(report: Report, category_name: str, thumbnail_url: str | None) -> ReportSummary:
+    return ReportSummary(
+        id=report.id,
+        number=report.number,
+        category=CategoryRef(code=report.category_code, name=category_name),
+        hazard_kind=HazardKind(report.hazard_kind),
+        status=reporter_status(report.state),
+        submitted_at=report.created_at,
+        thumbnail_url=thumbnail_url,
+    )
+
+
+async def get_my_report(
+    session: AsyncSession, context: AppContext, reporter: ReporterPrincipal, report_id: uuid.UUID
+) -> ReportDetail:
+    row = (
+        await session.execute(
+            select(Report, Category.name)
+            .join(Category, Category.code == Report.category_code)
+            .where(Report.id == report_id, Report.reporter_id == reporter.reporter_id)
+        )
+    ).first()
+    if row is None:
+        raise ReportNotFound()
+    report, category_name = row
+    photos = await _photos(session, context, report.id)
+    return ReportDetail(
+        **_summary(report, category_name, photos[0].thumbnail_url if photos else None).model_dump(),
+        description=report.description,
+        location=Location(
+            longitude=report.longitude,
+            latitude=report.latitude,
+            datum=report.datum,
+            accuracy_m=report.accuracy_m,
+            address=report.address,
+        ),
+        observed_at=report.observed_at,
+        channel=Channel(report.channel),
+        enterprise=(
+            Enterprise(name=report.enterprise_name, credit_code=report.enterprise_credit_code)
+            if report.enterprise_name
+            else None
+        ),
+        reporter_is_employee=report.reporter_is_employee,
+        hide_identity=report.identity_hidden,
+        photos=photos,
+    )
+
+
+async def _photos(session: AsyncSession, context: AppContext, report_id: uuid.UUID) -> list[PhotoView]:
+    uploads = (
+        await session.scalars(select(Upload).where(Upload.report_id == report_id).order_by(Upload.position))
+    ).all()
+    lifetime = context.signed_url_lifetime
+    return [
+        PhotoView(
+            id=u.id,
+            display_url=await context.storage.signed_url(u.display_key, lifetime),
+            thumbnail_url=await context.storage.signed_url(u.thumbnail_key, lifetime),
+            width=u.width,
+            height=u.height,
+        )
+        for u in uploads
+    ]
+
+
+async def lookup_report(session: AsyncSession, context: AppContext, number: str, query_code: str) -> ReportLookupResult:
+    row = (
+        await session.execute(
+            select(Report, Category.name)
+            .join(Category, Category.code == Report.category_code)
+            .where(Report.number == number)
+        )
+    ).first()
+    # A wrong code answers exactly like an unknown number, so numbers cannot be probed.
+    expected = _query_code_hash(context, row[0].id, query_code.strip().upper()) if row else "x"
+    if row is None or not hmac.compare_digest(expected, row[0].query_code_hash):
+        raise ReportNotFound()
+    report, category_name = row
+    return ReportLookupResult(
+        number=report.number,
+        category=CategoryRef(code=report.category_code, name=category_name),
+        hazard_kind=HazardKind(report.hazard_kind),
+        status=reporter_status(report.state),
+        submitted_at=report.created_at,
+    )

@@ -1,0 +1,102 @@
+"""The application factory. ``uvicorn --factory app.main:create_app`` serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from app.core.config import Settings, load_settings
+from app.core.context import AppContext, build_context, close_context
+from app.core.errors import ServiceUnavailable
+from app.core.http import RequestContextMiddleware, error_responses, install_error_handlers
+from app.core.logging import configure_logging
+from app.identity.router import router as identity_router
+from app.intake import maintenance
+from app.intake.router import router as intake_router
+from app.storage.router import router as media_router
+
+log = logging.getLogger(__name__)
+
+API_TITLE = "随手拍 安全隐患举报 API"
+API_VERSION = "0.1.0"
+
+
+class NotReady(ServiceUnavailable):
+    code = "not_ready"
+    message = "服务尚未就绪"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = build_context(settings)
+        app.state.context = context
+        app.state.storage = context.storage  # the media route serves local-disk objects from here
+        await _prepare_storage(context)
+        worker = asyncio.create_task(maintenance.run_periodically(context)) if settings.embedded_worker else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await close_context(context)
+
+    production = settings.environment == "production"
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_VERSION,
+        lifespan=lifespan,
+        docs_url=None if production else "/docs",
+        redoc_url=None,
+        openapi_url=None if production else "/openapi.json",
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    app.include_router(identity_router)
+    app.include_router(intake_router)
+    app.include_router(media_router)
+    _add_health_routes(app)
+    return app
+
+
+async def _prepare_storage(context: AppContext) -> None:
+    from app.storage.s3 import S3Storage
+
+    if not isinstance(context.storage, S3Storage):
+        return
+    try:
+        await context.storage.ensure_bucket()
+    except ServiceUnavailable:
+        # Start anyway: /readyz reports the store as down and uploads answer 503 until it is back.
+        log.warning("object store unreachable at start-up")
+
+
+def _add_health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", operation_id="healthz", tags=["health"], summary="进程存活")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz", operation_id="readyz", tags=["health"], summary="数据库与存储可用", responses=error_responses(503)
+    )
+    async def readyz() -> dict[str, str]:
+        context: AppContext = app.state.context
+        try:
+            async with context.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("database not ready", extra={"error": type(exc).__name__})
+            raise NotReady("数据库不可用") from exc
+        await context.storage.check()
+        return {"status": "ready"}

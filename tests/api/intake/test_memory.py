@@ -1,0 +1,106 @@
+"""Oversized input is refused without the server process growing: measured on a real server process."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from app.core.config import Settings
+from tests.support.images import png_bomb
+from tests.support.servers import free_port
+
+GROWTH_LIMIT = 50 * 1024 * 1024
+cached_bomb = functools.cache(png_bomb)
+
+
+@pytest.fixture
+def server_process(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, psutil.Process]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HAZARD_ENVIRONMENT": "test",
+        "HAZARD_EMBEDDED_WORKER": "false",
+        "HAZARD_LOG_LEVEL": "WARNING",
+        "HAZARD_DATABASE__URL": settings.database.url,
+        "HAZARD_STORAGE__LOCAL_ROOT": str(tmp_path / "objects"),
+        "HAZARD_WECHAT__API_BASE": settings.wechat.api_base,
+        "HAZARD_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.1)
+        yield url, psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _chunks(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
+    yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n\xff\xd8\xff'
+    sent = 0
+    while sent < total:
+        yield b"\0" * size
+        sent += size
+    yield b"\r\n--b--\r\n"
+
+
+def test_bombs_and_oversized_bodies_do_not_grow_the_process(server_process: tuple[str, psutil.Process]) -> None:
+    url, process = server_process
+    token = httpx.post(f"{url}/v1/auth/wechat/login", json={"code": "code-alice"}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    # Warm up the upload path with a real photo so that imports and pools are already in the baseline.
+    warm = httpx.post(
+        f"{url}/v1/uploads",
+        headers=headers,
+        files={
+            "file": (
+                "a.jpg",
+                (Path(__file__).resolve().parents[3].parent / "shared/data/photos/jpg/gps/DSCN0010.jpg").read_bytes(),
+            )
+        },
+    )
+    assert warm.status_code == 201
+    baseline = process.memory_info().rss
+
+    bomb = httpx.post(f"{url}/v1/uploads", headers=headers, files={"file": ("bomb.png", cached_bomb())})
+    assert bomb.status_code == 413 and bomb.json()["error"]["code"] == "image_too_large"
+
+    declared = httpx.post(
+        f"{url}/v1/uploads", headers=headers, files={"file": ("big.jpg", b"\xff\xd8\xff" + b"\0" * (11 * 1024 * 1024))}
+    )
+    assert declared.status_code == 413 and declared.json()["error"]["code"] == "file_too_large"
+
+    # No Content-Length: the body streams in chunks and is cut off once past the limit (60 MB offered).
+    try:
+        streamed = httpx.post(
+            f"{url}/v1/uploads",
+            headers={**headers, "Content-Type": "multipart/form-data; boundary=b"},
+            content=_chunks(60 * 1024 * 1024),
+            timeout=30,
+        )
+        assert streamed.status_code == 413
+    except httpx.HTTPError:
+        pass  # the server may close the connection while the client is still sending: also a refusal
+    growth = process.memory_info().rss - baseline
+    assert growth < GROWTH_LIMIT, f"server grew by {growth / 1e6:.1f} MB"
+    assert httpx.get(f"{url}/healthz").status_code == 200

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core.config import DatabaseSettings, IntakeSettings, Settings, StorageSettings, WeChatSettings
+from tests.support.databases import PostgresTemplate, SqliteTemplate, backend_name, make_template
+from tests.support.servers import fake_wechat_app, serve_in_thread
+
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+PHOTOS = SHARED / "data" / "photos"
+
+
+async def _seed(database_url: str) -> None:
+    from app.core.db import create_engine, create_session_factory, unit_of_work
+    from app.demo.seed import seed_demo
+
+    engine = create_engine(DatabaseSettings(url=database_url))
+    try:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            await seed_demo(session)
+    finally:
+        await engine.dispose()
+
+
+def pytest_report_header() -> str:
+    return f"database backend: {backend_name()}"
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteTemplate | PostgresTemplate]:
+    template = make_template(tmp_path_factory.mktemp("db-template"))
+    # Demo departments and staff go into the template once, not into every test's database.
+    asyncio.run(_seed(template.url))
+    yield template
+    if isinstance(template, PostgresTemplate):
+        template.drop()
+
+
+@pytest.fixture
+def database_url(database_template: SqliteTemplate | PostgresTemplate, tmp_path: Path) -> Iterator[str]:
+    with database_template.database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def fake_wechat() -> Iterator[tuple[str, object]]:
+    app = fake_wechat_app()
+    with serve_in_thread(app) as url:
+        yield url, app
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, fake_wechat: tuple[str, object]) -> Settings:
+    return Settings(
+        environment="test",
+        public_base_url="http://testserver",
+        log_level="WARNING",
+        embedded_worker=False,
+        database=DatabaseSettings(url=database_url),
+        storage=StorageSettings(backend="local", local_root=tmp_path / "objects"),
+        wechat=WeChatSettings(api_base=fake_wechat[0], app_id="wx-test", app_secret="test-secret"),
+        intake=IntakeSettings(),
+    )

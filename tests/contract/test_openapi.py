@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from app.openapi_export import openapi_document, openapi_yaml
+
+COMMITTED = Path(__file__).resolve().parents[2] / "openapi.yaml"
+
+
+def test_committed_openapi_matches_the_app() -> None:
+    assert COMMITTED.exists(), "run `make openapi` and commit openapi.yaml"
+    assert yaml.safe_load(COMMITTED.read_text(encoding="utf-8")) == yaml.safe_load(openapi_yaml()), (
+        "openapi.yaml is stale: run `make openapi` and commit it"
+    )
+
+
+def test_every_operation_has_a_stable_id_and_documents_its_errors() -> None:
+    document = openapi_document()
+    ids = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            ids.append(operation["operationId"])
+            assert "__" not in operation["operationId"], f"{method} {path} has a generated operation id"
+            if operation.get("requestBody") or operation.get("parameters"):
+                assert "422" in operation["responses"] or "403" in operation["responses"], f"{method} {path}"
+    assert len(ids) == len(set(ids))
