@@ -57,6 +57,19 @@ def fake_wechat() -> Iterator[tuple[str, object]]:
         yield url, app
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3 endpoint over HTTP (moto's server) on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    # Port 0: the OS picks a free port, with no window for another process to grab it.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, fake_wechat: tuple[str, object]) -> Settings:
     return Settings(

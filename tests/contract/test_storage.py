@@ -22,7 +22,6 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from moto.server import ThreadedMotoServer
 
 from app.core.errors import DomainError, InvalidInput
 from app.storage import (
@@ -61,16 +60,6 @@ INVALID_KEYS = [
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    # Port 0: the OS picks a free port, with no window for another process to grab it.
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"{host}:{port}"
-    server.stop()
 
 
 def s3_storage(endpoint: str, bucket: str | None = None, **kwargs: float) -> S3Storage:
@@ -268,9 +257,7 @@ async def local_http(local: LocalDiskStorage) -> AsyncIterator[httpx.AsyncClient
         yield client
 
 
-async def test_local_signed_url_shape_and_headers(
-    local: LocalDiskStorage, local_http: httpx.AsyncClient
-) -> None:
+async def test_local_signed_url_shape_and_headers(local: LocalDiskStorage, local_http: httpx.AsyncClient) -> None:
     await local.put("r/p.png", b"png-bytes", "image/png")
     url = await local.signed_url("r/p.png", TTL)
     assert url.startswith(f"{BASE_URL}/v1/media/r/p.png?expires=")
@@ -321,9 +308,7 @@ async def test_local_signed_url_for_missing_object_is_404(
     assert error_code(response) == "object_not_found"
 
 
-async def test_media_route_is_404_when_storage_is_not_local(
-    moto_endpoint: str, local: LocalDiskStorage
-) -> None:
+async def test_media_route_is_404_when_storage_is_not_local(moto_endpoint: str, local: LocalDiskStorage) -> None:
     await local.put("r/p.png", b"x", "image/png")
     url = await local.signed_url("r/p.png", TTL)
     app = media_app(s3_storage(moto_endpoint))
