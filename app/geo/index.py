@@ -174,7 +174,8 @@ class JurisdictionIndex:
             "leaf_units": len(self._leaf_units),
             "parent_units": len(self._parent_units),
             "deep_cells": int((grid._cells >= 0).sum()),
-            "mixed_cells": len(grid.mixed),
+            "mixed_cells": grid.mixed_count,
+            "distinct_unit_sets": len(grid.unit_sets),
             "boundary_segments": grid.segment_count,
             "sub_cell_segment_entries": len(grid._sub_segments),
         }
@@ -220,7 +221,7 @@ class JurisdictionIndex:
         if value == _EMPTY:
             return self._outside_leaves(x, y, [])
         mixed = -2 - value
-        units, geoms = grid.mixed[mixed]
+        units, geoms = grid.members(mixed)
         hits = [units[i] for i, hit in enumerate(_intersects_xy(geoms, x, y).tolist()) if hit]
         near = grid.near_units(x, y, mixed, sub, self.border_tolerance_m)
         if not hits:
@@ -269,7 +270,7 @@ class JurisdictionIndex:
         value = where[0]
         if value >= 0:
             return value
-        units, geoms = grid.mixed[-2 - value]
+        units, geoms = grid.members(-2 - value)
         hits = [units[i] for i, hit in enumerate(_intersects_xy(geoms, x, y).tolist()) if hit]
         return min(hits, key=grid.rank.__getitem__) if hits else None
 
@@ -368,16 +369,15 @@ def _degrees_for(metres: float, max_lat: float) -> float:
 
 
 IntArray = npt.NDArray[np.int64]
-# A mixed cell: the units whose boundary comes near it or that cover it, and their prepared polygons (the
-# array is shared by all cells with the same units).
-_MixedCell = tuple[tuple[int, ...], npt.NDArray[np.object_]]
+# The units of a mixed cell (those whose boundary comes near it or that cover it) and their prepared polygons.
+_UnitSet = tuple[tuple[int, ...], npt.NDArray[np.object_]]
 
 
 class _CellGrid:
     """Grid of 2**cell_bits cells per degree over a set of polygons (see the module docstring).
 
     A cell's value is the unit index when one unit covers the cell widened by ``margin`` and no boundary comes
-    within it, ``_EMPTY`` when no unit does, else ``-2 - i`` for ``mixed[i]``. With ``sub_bits`` the grid also
+    within it, ``_EMPTY`` when no unit does, else ``-2 - i`` for mixed cell ``i``. With ``sub_bits`` the grid also
     lists, for each sub-cell of a mixed cell, the boundary segments that pass within ``margin`` of it.
     """
 
@@ -385,7 +385,10 @@ class _CellGrid:
         self, geoms: list[shapely.Geometry], cell_bits: int, sub_bits: int, margin: float, rank: list[int]
     ) -> None:
         self.rank = rank
-        self.mixed: list[_MixedCell] = []
+        # Mixed cell i has units unit_sets[set_of[i]]; the ~15k distinct sets are shared by ~170k cells.
+        self.unit_sets: list[_UnitSet] = []
+        self.mixed_count = 0
+        self._set_of = np.zeros(0, dtype=np.int32)
         self._sub_bits = sub_bits
         self._subs_per_cell = 1 << (2 * sub_bits)
         self._inv_cell = float(2**cell_bits)
@@ -411,6 +414,7 @@ class _CellGrid:
             self._build(margin)
         # memoryviews: indexing one from Python is as fast as a list and yields plain ints/floats.
         self._cells_view = memoryview(self._cells)
+        self._set_of_view = memoryview(self._set_of)
         self._coords_view = memoryview(self._coords)
         self._owner_view = memoryview(self._owner)
         self._sub_offsets_view = memoryview(self._sub_offsets)
@@ -430,6 +434,9 @@ class _CellGrid:
         value = self._cells_view[(sx >> bits) * self._ny + (sy >> bits)]
         low = (1 << bits) - 1
         return value, ((sx & low) << bits) | (sy & low)
+
+    def members(self, mixed: int) -> _UnitSet:
+        return self.unit_sets[self._set_of_view[mixed]]
 
     def values_at(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDArray[np.int32]:
         ix = np.floor((x - self._x0) * self._inv_cell)
@@ -479,12 +486,16 @@ class _CellGrid:
         ix, iy, seg = _marked_cells(a, b, margin, self._origin, self._inv_cell)
         border_pairs = _sorted_unique((ix * self._ny + iy) * n_units + owner[seg])
         members = self._classify(border_pairs, self._run_inside_pairs(border_pairs))
-        interned: dict[tuple[int, ...], npt.NDArray[np.object_]] = {}
+        self.mixed_count = len(members)
+        set_ids: dict[tuple[int, ...], int] = {}
+        set_of = []
         for units in members:
-            geoms = interned.get(units)
-            if geoms is None:
-                geoms = interned[units] = self._geoms[list(units)]
-            self.mixed.append((units, geoms))
+            set_id = set_ids.get(units)
+            if set_id is None:
+                set_id = set_ids[units] = len(self.unit_sets)
+                self.unit_sets.append((units, self._geoms[list(units)]))
+            set_of.append(set_id)
+        self._set_of = np.array(set_of, dtype=np.int32)
         if self._sub_bits and members:
             # Only the leaf grid answers distances.
             self.segment_count = n_segments
@@ -549,13 +560,15 @@ class _CellGrid:
         codes = _sorted_unique(slot * len(a) + seg[mixed])
         slots = codes // len(a)
         self._sub_segments = (codes % len(a)).astype(np.int32)
-        boundaries = np.arange(len(self.mixed) * self._subs_per_cell + 1)
+        boundaries = np.arange(self.mixed_count * self._subs_per_cell + 1)
         self._sub_offsets = np.searchsorted(slots, boundaries, side="left").astype(np.int32)
 
     def _warm_up(self) -> None:
-        # GEOS builds a prepared polygon's point locator on first use; do it now, single-threaded.
-        for geom in self._geoms:
-            _intersects_xy(geom, 0.0, 0.0)
+        # GEOS builds a prepared polygon's point locator lazily, on the first point inside the envelope; build
+        # them all now, single-threaded, so concurrent lookups only ever read.
+        if len(self._geoms):
+            bounds = shapely.bounds(self._geoms)
+            _intersects_xy(self._geoms, (bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2)
 
 
 def _marked_cells(

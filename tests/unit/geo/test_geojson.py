@@ -54,7 +54,7 @@ def test_utf8_with_and_without_bom_parse_the_same() -> None:
     assert parse_geojson(with_bom)[0].name == "清城区"
 
 
-def test_real_province_file_with_bom(tmp_path: Path) -> None:
+def test_real_province_file_with_bom() -> None:
     raw = (DATA / "100000_full.json").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     provinces = load_geojson(DATA / "100000_full.json", skip=lambda p: not str(p.get("adcode")).isdigit())
