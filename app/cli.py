@@ -5,6 +5,10 @@ create-staff     create a staff account (the password is read from a prompt or t
 seed-demo        demo departments and staff accounts (development only)
 cleanup          remove unattached uploads after 24 h, orphaned objects and expired idempotency records
 openapi          write openapi.yaml
+import-jurisdictions FILE...   import GeoJSON boundaries (all files in one transaction: all or nothing)
+import-atlas DIR               import a whole atlas folder laid out like ../shared/data/geo/china-counties
+create-department              add a department
+create-rule                    add a routing rule (category, jurisdiction or any → department)
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import getpass
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from app.core.config import Settings, load_settings
@@ -21,6 +26,8 @@ from app.core.context import build_context, close_context
 from app.core.db import unit_of_work
 from app.core.errors import DomainError
 from app.core.migrate import upgrade
+from app.geo.datum import Datum
+from app.geo.geojson import load_geojson
 from app.identity.roles import ROLE_NAMES, Role
 
 
@@ -40,6 +47,22 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("cleanup")
     openapi = commands.add_parser("openapi")
     openapi.add_argument("--out", default="openapi.yaml")
+    importer = commands.add_parser("import-jurisdictions")
+    importer.add_argument("files", nargs="+", type=Path)
+    importer.add_argument("--datum", choices=[d.value for d in Datum], default=Datum.GCJ02.value)
+    importer.add_argument("--illustrative", action="store_true", help="示意数据，非官方边界")
+    atlas = commands.add_parser("import-atlas")
+    atlas.add_argument("folder", type=Path)
+    atlas.add_argument("--datum", choices=[d.value for d in Datum], default=Datum.GCJ02.value)
+    department = commands.add_parser("create-department")
+    department.add_argument("--code", required=True)
+    department.add_argument("--name", required=True)
+    department.add_argument("--jurisdiction")
+    rule = commands.add_parser("create-rule")
+    rule.add_argument("--category", required=True)
+    rule.add_argument("--jurisdiction", help="adcode; omit for any place")
+    rule.add_argument("--department", required=True, help="department code")
+    rule.add_argument("--priority", type=int, default=0)
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -75,7 +98,52 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "cleanup":
         asyncio.run(_cleanup(settings))
         return 0
-    return 2
+    asyncio.run(_reference_command(settings, args))
+    return 0
+
+
+async def _reference_command(settings: Settings, args: argparse.Namespace) -> None:
+    from app.routing import service as routing
+
+    actor = f"cli:{getpass.getuser()}"
+    context = build_context(settings)
+    try:
+        async with unit_of_work(context.sessions) as session:
+            if args.command == "import-jurisdictions":
+                features = [f for path in args.files for f in load_geojson(path)]
+                result = await routing.save_jurisdictions(
+                    session, features, datum=Datum(args.datum), illustrative=args.illustrative, actor=actor
+                )
+                print(f"已导入 {result.imported} 个行政区域（参考数据版本 {result.reference_version}）")
+            elif args.command == "import-atlas":
+                from app.geo.index import load_county_layer
+
+                layer = load_county_layer(args.folder)
+                codes = {f.adcode for f in layer}
+                # Provinces name the country (100000) as parent, which is no feature: they are the top.
+                features = [f if f.parent_adcode in codes else replace(f, parent_adcode=None) for f in layer]
+                result = await routing.save_jurisdictions(
+                    session, features, datum=Datum(args.datum), illustrative=False, actor=actor
+                )
+                print(f"已导入 {result.imported} 个行政区域（参考数据版本 {result.reference_version}）")
+            elif args.command == "create-department":
+                created = await routing.create_department(session, args.code, args.name, args.jurisdiction, actor)
+                print(f"已创建部门 {created.name}（{created.code}）")
+            elif args.command == "create-rule":
+                view = await routing.create_rule(
+                    session,
+                    category_code=args.category,
+                    jurisdiction_adcode=args.jurisdiction,
+                    department_code=args.department,
+                    priority=args.priority,
+                    actor=actor,
+                )
+                print(
+                    f"已新增规则 {view.category_code} @ {view.jurisdiction_adcode or '任意地区'} → "
+                    f"{view.department_name}（版本 {view.created_in_version}）"
+                )
+    finally:
+        await close_context(context)
 
 
 async def _create_staff(settings: Settings, args: argparse.Namespace, password: str) -> None:
@@ -103,7 +171,7 @@ async def _seed_demo(settings: Settings) -> None:
     context = build_context(settings)
     try:
         async with unit_of_work(context.sessions) as session:
-            staff = await seed_demo(session)
+            staff = await seed_demo(session, context)
     finally:
         await close_context(context)
     print("演示账号（POST /v1/auth/staff/login）：")

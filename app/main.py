@@ -19,7 +19,10 @@ from app.core.logging import configure_logging
 from app.identity.router import router as identity_router
 from app.intake import maintenance
 from app.intake.router import router as intake_router
+from app.routing import reference as routing_reference
+from app.routing.router import router as routing_router
 from app.storage.router import router as media_router
+from app.workflow.router import router as workflow_router
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.context = context
         app.state.storage = context.storage  # the media route serves local-disk objects from here
         await _prepare_storage(context)
-        worker = asyncio.create_task(maintenance.run_periodically(context)) if settings.embedded_worker else None
+        tasks = [asyncio.create_task(_warm_routing(context))]
+        if settings.embedded_worker:
+            tasks.append(asyncio.create_task(maintenance.run_periodically(context)))
         try:
             yield
         finally:
-            if worker is not None:
-                worker.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+                    await task
             await close_context(context)
 
     production = settings.environment == "production"
@@ -65,9 +71,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(identity_router)
     app.include_router(intake_router)
+    app.include_router(routing_router)
+    app.include_router(workflow_router)
     app.include_router(media_router)
     _add_health_routes(app)
     return app
+
+
+async def _warm_routing(context: AppContext) -> None:
+    try:
+        await routing_reference.warm(context)
+    except Exception:
+        # Not fatal: the first routing decision builds the snapshot itself.
+        log.exception("could not build the routing snapshot at start-up")
 
 
 async def _prepare_storage(context: AppContext) -> None:

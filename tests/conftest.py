@@ -19,15 +19,16 @@ PHOTOS = SHARED / "data" / "photos"
 
 
 async def _seed(database_url: str) -> None:
-    from app.core.db import create_engine, create_session_factory, unit_of_work
+    from app.core.context import build_context, close_context
+    from app.core.db import unit_of_work
     from app.demo.seed import seed_demo
 
-    engine = create_engine(DatabaseSettings(url=database_url))
+    context = build_context(Settings(environment="test", database=DatabaseSettings(url=database_url)))
     try:
-        async with unit_of_work(create_session_factory(engine)) as session:
-            await seed_demo(session)
+        async with unit_of_work(context.sessions) as session:
+            await seed_demo(session, context)
     finally:
-        await engine.dispose()
+        await close_context(context)
 
 
 def pytest_report_header() -> str:

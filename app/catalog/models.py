@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, CreatedAt, UUIDPrimaryKey
@@ -24,3 +24,6 @@ class Department(UUIDPrimaryKey, CreatedAt, Base):
 
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    # The jurisdiction the department belongs to (e.g. a county's 应急管理局 → the county's adcode).
+    jurisdiction_adcode: Mapped[str | None] = mapped_column(String(12))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

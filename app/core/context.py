@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import httpx
@@ -28,6 +29,8 @@ class AppContext:
     blind_index: BlindIndex
     # Bounds CPU-heavy work (image decoding) run in threads to the number of cores.
     cpu_limiter: anyio.CapacityLimiter
+    # Per-process caches owned by domain packages (e.g. the routing snapshot), keyed by package name.
+    caches: dict[str, Any] = field(default_factory=dict)
 
     @property
     def signed_url_lifetime(self) -> timedelta:

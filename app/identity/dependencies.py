@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -119,6 +120,16 @@ async def current_principal(
     if _audience_of(token) == context.settings.security.staff_audience:
         return await _staff_from(context, token)
     return _reporter_from(context, token)
+
+
+def requires(permission: Permission) -> Callable[[StaffPrincipal], Awaitable[StaffPrincipal]]:
+    """A route dependency: the caller is staff holding ``permission`` (403 otherwise)."""
+
+    async def dependency(staff: Annotated[StaffPrincipal, Depends(current_staff)]) -> StaffPrincipal:
+        staff.require(permission)
+        return staff
+
+    return dependency
 
 
 CurrentReporter = Annotated[ReporterPrincipal, Depends(current_reporter)]

@@ -28,11 +28,6 @@ class DepartmentRequired(InvalidInput):
     message = "核查员和部门负责人必须属于一个部门"
 
 
-class UnknownDepartment(InvalidInput):
-    code = "unknown_department"
-    message = "部门不存在"
-
-
 class WrongAudience(Unauthenticated):
     code = "wrong_token_kind"
     message = "此接口需要另一种登录身份"

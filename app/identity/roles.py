@@ -18,15 +18,40 @@ class Permission(StrEnum):
     FILE_REPORT_FOR_CALLER = "file_report_for_caller"
     UPLOAD_EVIDENCE = "upload_evidence"
     MANAGE_STAFF = "manage_staff"
+    MANAGE_REFERENCE_DATA = "manage_reference_data"
+    PREVIEW_ROUTING = "preview_routing"
+    VIEW_ALL_REPORTS = "view_all_reports"
+    VIEW_DEPARTMENT_REPORTS = "view_department_reports"
+    VIEW_TRIAGE = "view_triage"
+    REROUTE = "reroute"
+    HAND_BACK = "hand_back"
 
+
+_DEPARTMENT_WORK = {Permission.UPLOAD_EVIDENCE, Permission.VIEW_DEPARTMENT_REPORTS, Permission.HAND_BACK}
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.HOTLINE_OPERATOR: frozenset({Permission.FILE_REPORT_FOR_CALLER, Permission.UPLOAD_EVIDENCE}),
-    Role.DISPATCHER: frozenset({Permission.FILE_REPORT_FOR_CALLER, Permission.UPLOAD_EVIDENCE}),
-    Role.INSPECTOR: frozenset({Permission.UPLOAD_EVIDENCE}),
-    Role.DEPARTMENT_HEAD: frozenset({Permission.UPLOAD_EVIDENCE}),
-    Role.REWARD_AUDITOR: frozenset(),
-    Role.ADMIN: frozenset({Permission.MANAGE_STAFF}),
+    Role.DISPATCHER: frozenset(
+        {
+            Permission.FILE_REPORT_FOR_CALLER,
+            Permission.UPLOAD_EVIDENCE,
+            Permission.VIEW_ALL_REPORTS,
+            Permission.VIEW_TRIAGE,
+            Permission.REROUTE,
+            Permission.PREVIEW_ROUTING,
+        }
+    ),
+    Role.INSPECTOR: frozenset(_DEPARTMENT_WORK),
+    Role.DEPARTMENT_HEAD: frozenset(_DEPARTMENT_WORK),
+    Role.REWARD_AUDITOR: frozenset({Permission.VIEW_ALL_REPORTS}),
+    Role.ADMIN: frozenset(
+        {
+            Permission.MANAGE_STAFF,
+            Permission.MANAGE_REFERENCE_DATA,
+            Permission.PREVIEW_ROUTING,
+            Permission.VIEW_ALL_REPORTS,
+        }
+    ),
 }
 
 # Roles whose members act for one department only.

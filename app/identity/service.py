@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.errors import UnknownDepartment
 from app.catalog.models import Department
 from app.core.context import AppContext
 from app.core.db import utcnow
@@ -17,7 +18,6 @@ from app.identity.errors import (
     BadCredentials,
     DepartmentRequired,
     StaffUsernameTaken,
-    UnknownDepartment,
 )
 from app.identity.models import Reporter, StaffUser
 from app.identity.roles import DEPARTMENT_ROLES, ROLE_NAMES, Role
@@ -114,12 +114,3 @@ async def _department_id(session: AsyncSession, code: str | None) -> uuid.UUID |
     if department_id is None:
         raise UnknownDepartment(field="department_code")
     return department_id
-
-
-async def ensure_department(session: AsyncSession, code: str, name: str) -> Department:
-    department = await session.scalar(select(Department).where(Department.code == code))
-    if department is None:
-        department = Department(code=code, name=name)
-        session.add(department)
-        await session.flush()
-    return department

@@ -47,16 +47,6 @@ class ReportNotFound(NotFound):
     message = "未找到该举报"
 
 
-class UnknownCategory(InvalidInput):
-    code = "unknown_category"
-    message = "行业领域不存在"
-
-
 class ChannelNotAllowed(Forbidden):
     code = "channel_not_allowed"
     message = "当前身份不能使用该举报渠道"
-
-
-class InvalidCursor(InvalidInput):
-    code = "invalid_cursor"
-    message = "分页游标无效"

@@ -67,6 +67,10 @@ class Report(UUIDPrimaryKey, CreatedAt, Base):
     accuracy_m: Mapped[float | None] = mapped_column(Float)
     address: Mapped[str | None] = mapped_column(String(200))
     region_code: Mapped[str] = mapped_column(String(12))
+    # Where routing put it: the smallest jurisdiction containing the point, and the department now responsible
+    # (None: the dispatcher's triage queue).
+    jurisdiction_adcode: Mapped[str | None] = mapped_column(String(12))
+    department_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("departments.id"), index=True)
     observed_at: Mapped[datetime]
     enterprise_name: Mapped[str | None] = mapped_column(String(200))
     enterprise_credit_code: Mapped[str | None] = mapped_column(String(18))

@@ -24,13 +24,13 @@ STRICT = ConfigDict(extra="forbid")
 MAX_PHOTOS = 9
 
 
-def _plain_text(value: str) -> str:
+def plain_text(value: str) -> str:
     if control_characters(value, allow_newlines=False):
         raise ValueError("不能包含控制字符")
     return value.strip()
 
 
-def _multiline_text(value: str) -> str:
+def multiline_text(value: str) -> str:
     if control_characters(value, allow_newlines=True):
         raise ValueError("不能包含控制字符")
     return value.strip()
@@ -43,7 +43,7 @@ def _iso_text(value: object) -> object:
     return value
 
 
-PlainText = Annotated[str, AfterValidator(_plain_text)]
+PlainText = Annotated[str, AfterValidator(plain_text)]
 
 
 class HazardKind(StrEnum):
@@ -101,7 +101,7 @@ class ReportSubmission(BaseModel):
     model_config = STRICT
     category: str = Field(min_length=1, max_length=40, description="行业领域代码，见 GET /v1/categories")
     hazard_kind: HazardKind
-    description: Annotated[str, AfterValidator(_multiline_text), Field(min_length=5, max_length=1000)]
+    description: Annotated[str, AfterValidator(multiline_text), Field(min_length=5, max_length=1000)]
     location: Location
     observed_at: Annotated[datetime, BeforeValidator(_iso_text)] = Field(description="发现时间，ISO 8601，含时区")
     upload_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_PHOTOS)
@@ -160,6 +160,7 @@ class ReportSummary(BaseModel):
     status: ReportStatus
     submitted_at: datetime
     thumbnail_url: str | None
+    handling_department: str | None = Field(description="承办部门名称；为空表示待安委办分派")
 
 
 class ReportDetail(ReportSummary):
@@ -190,6 +191,7 @@ class ReportLookupResult(BaseModel):
     hazard_kind: HazardKind
     status: ReportStatus
     submitted_at: datetime
+    handling_department: str | None
 
 
 class UploadView(BaseModel):

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import hmac
 import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import Category
+from app.catalog.errors import UnknownCategory
+from app.catalog.models import Category, Department
 from app.core import idempotency
 from app.core.context import AppContext
 from app.core.db import insert_or_ignore, utcnow
+from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
 from app.identity.dependencies import Principal, ReporterPrincipal, StaffPrincipal
 from app.identity.roles import Permission
 from app.intake import evidence
 from app.intake.errors import (
     ChannelNotAllowed,
-    InvalidCursor,
     ReportNotFound,
-    UnknownCategory,
     UploadAlreadyAttached,
     UploadNotFound,
 )
@@ -46,6 +45,7 @@ from app.intake.schemas import (
     ReportSummary,
 )
 from app.intake.uploads import CHINA_TZ
+from app.routing import service as routing_service
 
 SUBMIT_OPERATION = "submit_report"
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read out over the phone
@@ -56,7 +56,9 @@ QUERY_CODE_PURPOSE = "query_code"
 REPORTER_STATUS_LABELS = {"submitted": "已提交，待受理"}
 
 
-def reporter_status(state: str) -> ReportStatus:
+def reporter_status(state: str, department_name: str | None = None) -> ReportStatus:
+    if state == "submitted" and department_name:
+        return ReportStatus(code=state, label=f"已转至 {department_name} 核查")
     return ReportStatus(code=state, label=REPORTER_STATUS_LABELS.get(state, "办理中"))
 
 
@@ -99,7 +101,11 @@ async def _create_report(
     now = utcnow()
     report_id = uuid.uuid4()
     query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(QUERY_CODE_LENGTH))
-    region_code = context.settings.intake.default_region_code
+    location = body.location
+    routing = await routing_service.route(
+        session, context, body.category, location.longitude, location.latitude, location.datum
+    )
+    region_code = routing.county_adcode or context.settings.intake.default_region_code
     flags = await _evidence_flags(session, context, uploads, body, now)
     number = await _next_report_number(session, now.astimezone(CHINA_TZ).year, region_code)
     report = Report(
@@ -118,6 +124,8 @@ async def _create_report(
         accuracy_m=body.location.accuracy_m,
         address=body.location.address,
         region_code=region_code,
+        jurisdiction_adcode=routing.jurisdiction_adcode,
+        department_id=routing.department_id,
         observed_at=body.observed_at,
         enterprise_name=body.enterprise.name if body.enterprise else None,
         enterprise_credit_code=body.enterprise.credit_code if body.enterprise else None,
@@ -129,12 +137,17 @@ async def _create_report(
     )
     session.add(report)
     await session.flush()
+    session.add(routing_service.decision_row(report_id, routing, "automatic"))
     await _attach_uploads(session, report_id, body.upload_ids)
     if body.caller is not None and (body.caller.name or body.caller.phone):
         session.add(_contact(context, report_id, body.caller.name, body.caller.phone))
     await session.flush()
     return ReportReceipt(
-        id=report_id, number=number, query_code=query_code, status=reporter_status(report.state), submitted_at=now
+        id=report_id,
+        number=number,
+        query_code=query_code,
+        status=reporter_status(report.state, routing.department_name),
+        submitted_at=now,
     )
 
 
@@ -232,47 +245,33 @@ def _contact(context: AppContext, report_id: uuid.UUID, name: str | None, phone:
     )
 
 
+def _reports_with_names() -> Select[tuple[Report, str, str | None]]:
+    return (
+        select(Report, Category.name, Department.name)
+        .join(Category, Category.code == Report.category_code)
+        .outerjoin(Department, Department.id == Report.department_id)
+    )
+
+
 # --- the reporter's views ---------------------------------------------------------------------------------
 
 
 async def list_my_reports(
     session: AsyncSession, context: AppContext, reporter: ReporterPrincipal, cursor: str | None, limit: int
 ) -> ReportPage:
-    query = (
-        select(Report, Category.name)
-        .join(Category, Category.code == Report.category_code)
-        .where(Report.reporter_id == reporter.reporter_id)
-        .order_by(Report.created_at.desc(), Report.id.desc())
-        .limit(limit + 1)
+    query = newest_first(
+        _reports_with_names().where(Report.reporter_id == reporter.reporter_id),
+        Report.created_at,
+        Report.id,
+        cursor,
+        limit,
     )
-    if cursor is not None:
-        created_at, last_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(Report.created_at < created_at, and_(Report.created_at == created_at, Report.id < last_id))
-        )
     rows = (await session.execute(query)).all()
     page = rows[:limit]
-    thumbnails = await _first_thumbnails(session, context, [report.id for report, _ in page])
-    items = [_summary(report, name, thumbnails.get(report.id)) for report, name in page]
-    next_cursor = _encode_cursor(page[-1][0]) if len(rows) > limit else None
+    thumbnails = await _first_thumbnails(session, context, [report.id for report, _, _ in page])
+    items = [_summary(report, name, department, thumbnails.get(report.id)) for report, name, department in page]
+    next_cursor = encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > limit else None
     return ReportPage(items=items, next_cursor=next_cursor)
-
-
-def _encode_cursor(report: Report) -> str:
-    raw = f"{report.created_at.isoformat()}|{report.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, report_id = raw.split("|")
-        parsed = datetime.fromisoformat(created_at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, uuid.UUID(report_id)
-    except ValueError as exc:
-        raise InvalidCursor(field="cursor") from exc
 
 
 async def _first_thumbnails(
@@ -290,15 +289,18 @@ async def _first_thumbnails(
     }
 
 
-def _summary(report: Report, category_name: str, thumbnail_url: str | None) -> ReportSummary:
+def _summary(
+    report: Report, category_name: str, department_name: str | None, thumbnail_url: str | None
+) -> ReportSummary:
     return ReportSummary(
         id=report.id,
         number=report.number,
         category=CategoryRef(code=report.category_code, name=category_name),
         hazard_kind=HazardKind(report.hazard_kind),
-        status=reporter_status(report.state),
+        status=reporter_status(report.state, department_name),
         submitted_at=report.created_at,
         thumbnail_url=thumbnail_url,
+        handling_department=department_name,
     )
 
 
@@ -307,17 +309,16 @@ async def get_my_report(
 ) -> ReportDetail:
     row = (
         await session.execute(
-            select(Report, Category.name)
-            .join(Category, Category.code == Report.category_code)
-            .where(Report.id == report_id, Report.reporter_id == reporter.reporter_id)
+            _reports_with_names().where(Report.id == report_id, Report.reporter_id == reporter.reporter_id)
         )
     ).first()
     if row is None:
         raise ReportNotFound()
-    report, category_name = row
-    photos = await _photos(session, context, report.id)
+    report, category_name, department_name = row
+    photos = await report_photos(session, context, report.id)
+    thumbnail = photos[0].thumbnail_url if photos else None
     return ReportDetail(
-        **_summary(report, category_name, photos[0].thumbnail_url if photos else None).model_dump(),
+        **_summary(report, category_name, department_name, thumbnail).model_dump(),
         description=report.description,
         location=Location(
             longitude=report.longitude,
@@ -339,7 +340,7 @@ async def get_my_report(
     )
 
 
-async def _photos(session: AsyncSession, context: AppContext, report_id: uuid.UUID) -> list[PhotoView]:
+async def report_photos(session: AsyncSession, context: AppContext, report_id: uuid.UUID) -> list[PhotoView]:
     uploads = (
         await session.scalars(select(Upload).where(Upload.report_id == report_id).order_by(Upload.position))
     ).all()
@@ -357,22 +358,17 @@ async def _photos(session: AsyncSession, context: AppContext, report_id: uuid.UU
 
 
 async def lookup_report(session: AsyncSession, context: AppContext, number: str, query_code: str) -> ReportLookupResult:
-    row = (
-        await session.execute(
-            select(Report, Category.name)
-            .join(Category, Category.code == Report.category_code)
-            .where(Report.number == number)
-        )
-    ).first()
+    row = (await session.execute(_reports_with_names().where(Report.number == number))).first()
     # A wrong code answers exactly like an unknown number, so numbers cannot be probed.
     expected = _query_code_hash(context, row[0].id, query_code.strip().upper()) if row else "x"
     if row is None or not hmac.compare_digest(expected, row[0].query_code_hash):
         raise ReportNotFound()
-    report, category_name = row
+    report, category_name, department_name = row
     return ReportLookupResult(
         number=report.number,
         category=CategoryRef(code=report.category_code, name=category_name),
         hazard_kind=HazardKind(report.hazard_kind),
-        status=reporter_status(report.state),
+        status=reporter_status(report.state, department_name),
+        handling_department=department_name,
         submitted_at=report.created_at,
     )

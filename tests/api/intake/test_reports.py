@@ -14,7 +14,7 @@ def test_submit_and_follow_a_report(api: Api) -> None:
     receipt = response.json()
     assert receipt["number"].startswith("2026-441881-") or receipt["number"][5:11] == "441881"
     assert len(receipt["query_code"]) == 8
-    assert receipt["status"] == {"code": "submitted", "label": "已提交，待受理"}
+    assert receipt["status"] == {"code": "submitted", "label": "已转至 英德市住房和城乡建设局 核查"}
 
     page = api.client.get("/v1/me/reports", headers=headers).json()
     assert [item["number"] for item in page["items"]] == [receipt["number"]]
@@ -34,7 +34,8 @@ def test_lookup_by_number_and_query_code(api: Api) -> None:
         "/v1/reports/lookup", json={"number": receipt["number"], "query_code": receipt["query_code"]}
     )
     assert found.status_code == 200
-    assert found.json()["status"]["label"] == "已提交，待受理"
+    assert found.json()["status"]["label"] == "已转至 英德市住房和城乡建设局 核查"
+    assert found.json()["handling_department"] == "英德市住房和城乡建设局"
     wrong = api.client.post("/v1/reports/lookup", json={"number": receipt["number"], "query_code": "AAAAAAAA"})
     unknown = api.client.post("/v1/reports/lookup", json={"number": "2026-441881-999999", "query_code": "AAAAAAAA"})
     assert wrong.status_code == unknown.status_code == 404
