@@ -128,6 +128,21 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
             raise
 
 
+def dialect_insert(session: AsyncSession) -> Any:
+    """The INSERT construct of the session's dialect, which knows ON CONFLICT (SQLite and PostgreSQL alike)."""
+    if is_postgresql(session):
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert
+    from sqlalchemy.dialects.sqlite import insert
+
+    return insert
+
+
+def is_postgresql(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
 async def insert_or_ignore(
     session: AsyncSession, model: type[Base], values: dict[str, Any], conflict_columns: list[str]
 ) -> bool:
@@ -136,11 +151,7 @@ async def insert_or_ignore(
     On PostgreSQL a concurrent uncommitted insert of the same key makes this wait for that transaction, so the
     loser sees the winner's committed row afterwards instead of failing.
     """
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = dialect_insert(session)
     primary_key = next(iter(model.__table__.primary_key.columns))
     statement = (
         insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns).returning(primary_key)

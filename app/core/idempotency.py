@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Header
-from sqlalchemy import Integer, String, Text, delete, select
+from sqlalchemy import Integer, String, Text, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -103,11 +103,19 @@ async def claim(
 async def record(
     session: AsyncSession, cipher: FieldCipher, claim: IdempotencyClaim, status_code: int, body: Any
 ) -> None:
-    row = await session.get(IdempotencyRecord, (claim.principal, claim.operation, claim.key))
-    assert row is not None, "record() without a successful claim()"
-    row.status_code = status_code
-    row.response_encrypted = cipher.encrypt(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-    await session.flush()
+    result = await session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.principal == claim.principal,
+            IdempotencyRecord.operation == claim.operation,
+            IdempotencyRecord.key == claim.key,
+        )
+        .values(
+            status_code=status_code,
+            response_encrypted=cipher.encrypt(json.dumps(body, ensure_ascii=False, separators=(",", ":"))),
+        )
+    )
+    assert result.rowcount == 1, "record() without a successful claim()"  # type: ignore[attr-defined]
 
 
 async def find(session: AsyncSession, claim: IdempotencyClaim) -> IdempotencyRecord | None:

@@ -7,14 +7,13 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, String, cast, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.errors import UnknownCategory
 from app.catalog.models import Category, Department
 from app.core import idempotency
 from app.core.context import AppContext
-from app.core.db import insert_or_ignore, utcnow
+from app.core.db import dialect_insert, is_postgresql, utcnow
 from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
 from app.identity.dependencies import Principal, ReporterPrincipal, StaffPrincipal
@@ -96,21 +95,20 @@ def _check_channel(principal: Principal, body: ReportSubmission) -> None:
 async def _create_report(
     session: AsyncSession, context: AppContext, principal: Principal, body: ReportSubmission
 ) -> ReportReceipt:
-    await _require_category(session, body.category)
+    location = body.location
+    # Routing also checks the category against the active ones.
+    routing = await routing_service.route(
+        session, context, body.category, location.longitude, location.latitude, location.datum
+    )
     uploads = await _claimable_uploads(session, principal.key, body.upload_ids)
     now = utcnow()
     report_id = uuid.uuid4()
     query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(QUERY_CODE_LENGTH))
-    location = body.location
-    routing = await routing_service.route(
-        session, context, body.category, location.longitude, location.latitude, location.datum
-    )
     region_code = routing.county_adcode or context.settings.intake.default_region_code
     flags = await _evidence_flags(session, context, uploads, body, now)
-    number = await _next_report_number(session, now.astimezone(CHINA_TZ).year, region_code)
     report = Report(
         id=report_id,
-        number=number,
+        number=report_id.hex,  # a unique placeholder until _assign_number, the last statement
         reporter_id=principal.reporter_id if isinstance(principal, ReporterPrincipal) else None,
         filed_by_staff_id=principal.staff_id if isinstance(principal, StaffPrincipal) else None,
         channel=body.channel.value,
@@ -142,6 +140,7 @@ async def _create_report(
     if body.caller is not None and (body.caller.name or body.caller.phone):
         session.add(_contact(context, report_id, body.caller.name, body.caller.phone))
     await session.flush()
+    number = await _assign_number(session, report_id, now.astimezone(CHINA_TZ).year, region_code)
     return ReportReceipt(
         id=report_id,
         number=number,
@@ -149,12 +148,6 @@ async def _create_report(
         status=reporter_status(report.state, routing.department_name),
         submitted_at=now,
     )
-
-
-async def _require_category(session: AsyncSession, code: str) -> None:
-    active = await session.scalar(select(Category.is_active).where(Category.code == code))
-    if not active:
-        raise UnknownCategory(field="category")
 
 
 async def _claimable_uploads(session: AsyncSession, owner: str, upload_ids: list[uuid.UUID]) -> list[Upload]:
@@ -214,20 +207,32 @@ async def _reused_elsewhere(session: AsyncSession, hashes: list[str]) -> dict[st
     return found
 
 
-async def _next_report_number(session: AsyncSession, year: int, region_code: str) -> str:
-    await insert_or_ignore(
-        session,
-        ReportNumberCounter,
-        {"year": year, "region_code": region_code, "last_value": 0},
-        ["year", "region_code"],
-    )
-    value = await session.scalar(
-        update(ReportNumberCounter)
-        .where(ReportNumberCounter.year == year, ReportNumberCounter.region_code == region_code)
-        .values(last_value=ReportNumberCounter.last_value + 1)
+async def _assign_number(session: AsyncSession, report_id: uuid.UUID, year: int, region_code: str) -> str:
+    """Take the county's next number and write it on the report, as the last statement before the commit.
+
+    Numbers are gap-free per year and county, so the counter row stays locked until the commit; taking it last
+    keeps that to one statement and the commit, rather than the whole submission, which would serialise every
+    report of the county behind each other.
+    """
+    counter = (
+        dialect_insert(session)(ReportNumberCounter)
+        .values(year=year, region_code=region_code, last_value=1)
+        .on_conflict_do_update(
+            index_elements=["year", "region_code"], set_={"last_value": ReportNumberCounter.last_value + 1}
+        )
         .returning(ReportNumberCounter.last_value)
     )
-    return f"{year}-{region_code}-{value:06d}"
+    prefix = f"{year}-{region_code}-"
+    if is_postgresql(session):
+        taken = counter.cte("taken")
+        value = select(taken.c.last_value).scalar_subquery()
+        number = literal(prefix) + func.lpad(cast(value, String), 6, "0")
+        statement = update(Report).where(Report.id == report_id).values(number=number).returning(Report.number)
+        return str((await session.execute(statement.add_cte(taken))).scalar_one())
+    # SQLite has no DML in CTEs; it admits one writer at a time anyway, so two statements cost no contention.
+    number_text = f"{prefix}{(await session.execute(counter)).scalar_one():06d}"
+    await session.execute(update(Report).where(Report.id == report_id).values(number=number_text))
+    return number_text
 
 
 def _query_code_hash(context: AppContext, report_id: uuid.UUID, code: str) -> str:

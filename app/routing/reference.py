@@ -84,7 +84,9 @@ async def current_snapshot(session: AsyncSession, context: AppContext) -> Routin
         else:
             fresh.indexes, fresh.levels = await _build_indexes(session, context)
         fresh.rules = await _active_rules(session)
-        fresh.categories = dict((await session.execute(select(Category.code, Category.name))).all())
+        fresh.categories = dict(
+            (await session.execute(select(Category.code, Category.name).where(Category.is_active))).all()
+        )
         fresh.departments = dict((await session.execute(select(Department.id, Department.name))).all())
         cache.snapshot = fresh
         return fresh

@@ -73,9 +73,11 @@ async def route(
     session: AsyncSession, context: AppContext, category_code: str, longitude: float, latitude: float, datum: Datum
 ) -> RoutingOutcome:
     snapshot = await reference.current_snapshot(session, context)
+    if category_code not in snapshot.categories:
+        raise UnknownCategory(field="category")
     located = snapshot.locate(longitude, latitude, datum)
     path = tuple(PlaceStep(u.adcode, u.name, u.level) for u in located.path) if located else ()
-    category_name = snapshot.categories.get(category_code, category_code)
+    category_name = snapshot.categories[category_code]
     choice = choose_rule(snapshot.rules, category_code, category_name, path)
     explanation = choice.explanation
     ambiguous = bool(located and located.ambiguous)
