@@ -72,9 +72,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--root", help="directory on the disk to measure (default: system temp dir)")
     parser.add_argument("--s3-endpoint", help="host:port of a real S3/MinIO (default: in-process moto)")
