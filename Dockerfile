@@ -14,7 +14,9 @@ COPY --from=build /opt/venv /opt/venv
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY app ./app
+# /srv first on the path: the code next to alembic.ini and migrations/ is the code that runs.
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/srv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HAZARD_ENVIRONMENT=production \
