@@ -19,9 +19,13 @@ from app.core.logging import configure_logging
 from app.identity.router import router as identity_router
 from app.intake import maintenance
 from app.intake.router import router as intake_router
+from app.notifications import worker as outbox_worker
 from app.routing import reference as routing_reference
 from app.routing.router import router as routing_router
 from app.storage.router import router as media_router
+from app.workflow import escalation
+from app.workflow.router import admin_router as workflow_admin_router
+from app.workflow.router import reporter_router as workflow_reporter_router
 from app.workflow.router import router as workflow_router
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await _prepare_storage(context)
         tasks = [asyncio.create_task(_warm_routing(context))]
         if settings.embedded_worker:
-            tasks.append(asyncio.create_task(maintenance.run_periodically(context)))
+            # The embedded mode: the outbox, the deadline escalations and the cleanup run in the API process.
+            tasks += [
+                asyncio.create_task(maintenance.run_periodically(context)),
+                asyncio.create_task(outbox_worker.run_worker(context)),
+                asyncio.create_task(escalation.run_periodically(context)),
+            ]
         try:
             yield
         finally:
@@ -73,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(intake_router)
     app.include_router(routing_router)
     app.include_router(workflow_router)
+    app.include_router(workflow_reporter_router)
+    app.include_router(workflow_admin_router)
     app.include_router(media_router)
     _add_health_routes(app)
     return app

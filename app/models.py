@@ -1,18 +1,31 @@
 """Every mapped table, imported in one place so that Alembic and the model/migration check see all of them."""
 
 from app.catalog.models import Category, Department
+from app.core.audit import AuditEntry
 from app.core.db import Base
 from app.core.idempotency import IdempotencyRecord
+from app.deadlines.models import CalendarYear, CaseDeadline, DeadlinePolicy
 from app.identity.models import Reporter, StaffUser
-from app.intake.models import Report, ReportContact, ReportNumberCounter, Upload
+from app.intake.models import DuplicateCandidate, Report, ReportContact, ReportNumberCounter, Upload
+from app.notifications.models import OutboxMessage, SubscriptionOptIn
 from app.routing.models import Jurisdiction, ReferenceChange, RoutingDecision, RoutingRule
+from app.workflow.models import CaseEvent, CaseVerification, Rectification
 
 __all__ = [
+    "AuditEntry",
     "Base",
+    "CalendarYear",
+    "CaseDeadline",
+    "CaseEvent",
+    "CaseVerification",
     "Category",
+    "DeadlinePolicy",
     "Department",
+    "DuplicateCandidate",
     "IdempotencyRecord",
     "Jurisdiction",
+    "OutboxMessage",
+    "Rectification",
     "ReferenceChange",
     "Report",
     "ReportContact",
@@ -21,5 +34,6 @@ __all__ = [
     "RoutingDecision",
     "RoutingRule",
     "StaffUser",
+    "SubscriptionOptIn",
     "Upload",
 ]

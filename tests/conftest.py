@@ -31,6 +31,27 @@ async def _seed(database_url: str) -> None:
         await close_context(context)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any response a department's staff got in the suite holds a reporter's identity."""
+    from tests.support.identity_scan import SCAN
+
+    leaks = SCAN.leaks()
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"IDENTITY LEAK to department staff in {len(leaks)} responses:", red=True)
+            for request, secret in leaks[:20]:
+                reporter.write_line(f"  {request}: {secret}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif SCAN.bodies:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"identity scan: {len(SCAN.bodies)} department-staff responses checked against "
+                f"{len(SCAN.secrets)} identity values, none found"
+            )
+
+
 def pytest_report_header() -> str:
     return f"database backend: {backend_name()}"
 

@@ -71,6 +71,17 @@ class WeChatSettings(BaseModel):
     timeout_seconds: float = 5.0
     # Development only: a code "dev:<name>" logs in as the reporter <name> without calling WeChat.
     dev_login: bool = False
+    # Subscription-message templates by purpose: our key → the template id configured in the mini-program admin.
+    templates: dict[str, str] = Field(
+        default_factory=lambda: {
+            "accepted": "dev-tmpl-accepted",
+            "progress": "dev-tmpl-progress",
+            "result": "dev-tmpl-result",
+            "reward": "dev-tmpl-reward",
+        }
+    )
+    # "formal" in production; "developer" or "trial" while testing the mini-program.
+    miniprogram_state: Literal["developer", "trial", "formal"] = "formal"
 
 
 class IntakeSettings(BaseModel):
@@ -87,6 +98,11 @@ class IntakeSettings(BaseModel):
     # The county code used in report numbers when the point falls in no loaded jurisdiction.
     default_region_code: str = "441881"
     signed_url_seconds: int = 600
+    # Duplicate candidates: open reports of the same category this close and this recent, or sharing a photo.
+    duplicate_radius_m: float = 100.0
+    duplicate_window_days: int = 30
+    # Largest Hamming distance between two 64-bit perceptual hashes that still counts as the same photo.
+    similar_photo_bits: int = 6
     idempotency_hours: int = 24
 
 
@@ -98,6 +114,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Run the outbox and cleanup loops inside the API process (the embedded mode).
     embedded_worker: bool = True
+    # Outbox worker: how many messages one pass claims, and how often an idle worker looks again.
+    worker_batch_size: int = 50
+    worker_idle_seconds: float = 2.0
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)

@@ -132,6 +132,17 @@ def requires(permission: Permission) -> Callable[[StaffPrincipal], Awaitable[Sta
     return dependency
 
 
+def requires_any(*permissions: Permission) -> Callable[[StaffPrincipal], Awaitable[StaffPrincipal]]:
+    """A route dependency: the caller is staff holding at least one of ``permissions`` (403 otherwise)."""
+
+    async def dependency(staff: Annotated[StaffPrincipal, Depends(current_staff)]) -> StaffPrincipal:
+        if not any(has_permission(staff.role, p) for p in permissions):
+            raise Forbidden()
+        return staff
+
+    return dependency
+
+
 CurrentReporter = Annotated[ReporterPrincipal, Depends(current_reporter)]
 CurrentStaff = Annotated[StaffPrincipal, Depends(current_staff)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

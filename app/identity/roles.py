@@ -25,6 +25,8 @@ class Permission(StrEnum):
     VIEW_TRIAGE = "view_triage"
     REROUTE = "reroute"
     HAND_BACK = "hand_back"
+    REVEAL_IDENTITY = "reveal_identity"
+    VIEW_AUDIT_LOG = "view_audit_log"
 
 
 _DEPARTMENT_WORK = {Permission.UPLOAD_EVIDENCE, Permission.VIEW_DEPARTMENT_REPORTS, Permission.HAND_BACK}
@@ -39,17 +41,19 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_TRIAGE,
             Permission.REROUTE,
             Permission.PREVIEW_ROUTING,
+            Permission.REVEAL_IDENTITY,
         }
     ),
     Role.INSPECTOR: frozenset(_DEPARTMENT_WORK),
     Role.DEPARTMENT_HEAD: frozenset(_DEPARTMENT_WORK),
-    Role.REWARD_AUDITOR: frozenset({Permission.VIEW_ALL_REPORTS}),
+    Role.REWARD_AUDITOR: frozenset({Permission.VIEW_ALL_REPORTS, Permission.REVEAL_IDENTITY}),
     Role.ADMIN: frozenset(
         {
             Permission.MANAGE_STAFF,
             Permission.MANAGE_REFERENCE_DATA,
             Permission.PREVIEW_ROUTING,
             Permission.VIEW_ALL_REPORTS,
+            Permission.VIEW_AUDIT_LOG,
         }
     ),
 }

@@ -51,7 +51,10 @@ class Upload(UUIDPrimaryKey, CreatedAt, Base):
 
 class Report(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "reports"
-    __table_args__ = (Index("ix_reports_reporter_id_created_at", "reporter_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_reports_reporter_id_created_at", "reporter_id", "created_at"),
+        Index("ix_reports_category_code_created_at", "category_code", "created_at"),
+    )
 
     number: Mapped[str] = mapped_column(String(32), unique=True)
     reporter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reporters.id"))
@@ -63,6 +66,9 @@ class Report(UUIDPrimaryKey, CreatedAt, Base):
     description: Mapped[str] = mapped_column(Text)
     longitude: Mapped[float] = mapped_column(Float)
     latitude: Mapped[float] = mapped_column(Float)
+    # The point in WGS-84 whatever datum it came in, so that points can be compared with each other.
+    wgs84_longitude: Mapped[float | None] = mapped_column(Float)
+    wgs84_latitude: Mapped[float | None] = mapped_column(Float)
     datum: Mapped[str] = mapped_column(String(8))
     accuracy_m: Mapped[float | None] = mapped_column(Float)
     address: Mapped[str | None] = mapped_column(String(200))
@@ -78,6 +84,32 @@ class Report(UUIDPrimaryKey, CreatedAt, Base):
     identity_hidden: Mapped[bool] = mapped_column(Boolean)
     query_code_hash: Mapped[str] = mapped_column(String(200))
     flags: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The case workflow's own facts (the timeline in case_events is the record; these make queries cheap).
+    state_changed_at: Mapped[datetime | None]
+    event_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"))
+    rejection_reason: Mapped[str | None] = mapped_column(String(40))
+    finished_at: Mapped[datetime | None]
+    appeals_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rectification_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    extension: Mapped[str] = mapped_column(String(10), default="none", server_default="none")
+    satisfaction_score: Mapped[int | None] = mapped_column(Integer)
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class DuplicateCandidate(UUIDPrimaryKey, CreatedAt, Base):
+    """An open report that may be the same matter as this one, found when this one was submitted; the dispatcher
+    decides (merge)."""
+
+    __tablename__ = "duplicate_candidates"
+    __table_args__ = (UniqueConstraint("report_id", "candidate_id"),)
+
+    report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"), index=True)
+    candidate_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"))
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    same_photo: Mapped[bool] = mapped_column(Boolean, default=False)
+    similar_photo: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ReportContact(Base):

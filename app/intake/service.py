@@ -16,9 +16,11 @@ from app.core.context import AppContext
 from app.core.db import dialect_insert, is_postgresql, utcnow
 from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
+from app.deadlines import service as deadline_service
+from app.geo.datum import Datum, to_datum
 from app.identity.dependencies import Principal, ReporterPrincipal, StaffPrincipal
 from app.identity.roles import Permission
-from app.intake import evidence
+from app.intake import duplicates, evidence
 from app.intake.errors import (
     ChannelNotAllowed,
     ReportNotFound,
@@ -105,7 +107,22 @@ async def _create_report(
     report_id = uuid.uuid4()
     query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(QUERY_CODE_LENGTH))
     region_code = routing.county_adcode or context.settings.intake.default_region_code
-    flags = await _evidence_flags(session, context, uploads, body, now)
+    wgs84 = to_datum(location.longitude, location.latitude, location.datum, Datum.WGS84)
+    reuse = await _reused_elsewhere(session, [u.sha256 for u in uploads])
+    flags = _evidence_flags(context, uploads, body, now, reuse)
+    candidates = await duplicates.find_candidates(
+        session,
+        context.settings.intake,
+        category_code=body.category,
+        longitude=wgs84[0],
+        latitude=wgs84[1],
+        region_code=region_code,
+        now=now,
+        photos=uploads,
+        same_photo={report_id: number for found in reuse.values() for report_id, number in found},
+    )
+    if candidates:
+        flags.append({"code": "possible_duplicate", "reports": [c.number for c in candidates]})
     report = Report(
         id=report_id,
         number=report_id.hex,  # a unique placeholder until _assign_number, the last statement
@@ -118,6 +135,8 @@ async def _create_report(
         description=body.description,
         longitude=body.location.longitude,
         latitude=body.location.latitude,
+        wgs84_longitude=wgs84[0],
+        wgs84_latitude=wgs84[1],
         datum=body.location.datum.value,
         accuracy_m=body.location.accuracy_m,
         address=body.location.address,
@@ -136,6 +155,11 @@ async def _create_report(
     session.add(report)
     await session.flush()
     session.add(routing_service.decision_row(report_id, routing, "automatic"))
+    session.add_all(duplicates.candidate_rows(report_id, candidates))
+    days, count = await deadline_service.rule_for(
+        session, deadline_service.ACCEPTANCE, routing.department_id, body.category
+    )
+    await deadline_service.open_deadline(session, report_id, deadline_service.ACCEPTANCE, now, days, count)
     await _attach_uploads(session, report_id, body.upload_ids)
     if body.caller is not None and (body.caller.name or body.caller.phone):
         session.add(_contact(context, report_id, body.caller.name, body.caller.phone))
@@ -177,13 +201,20 @@ async def _attach_uploads(session: AsyncSession, report_id: uuid.UUID, upload_id
             raise UploadAlreadyAttached(field="upload_ids", attached=[str(upload_id)])
 
 
-async def _evidence_flags(
-    session: AsyncSession, context: AppContext, uploads: list[Upload], body: ReportSubmission, now: datetime
+def _evidence_flags(
+    context: AppContext,
+    uploads: list[Upload],
+    body: ReportSubmission,
+    now: datetime,
+    reuse: dict[str, list[tuple[uuid.UUID, str]]],
 ) -> list[dict[str, object]]:
-    reuse = await _reused_elsewhere(session, [u.sha256 for u in uploads])
     photos = [
         evidence.PhotoEvidence(
-            u.id, u.exif_captured_at, u.exif_longitude, u.exif_latitude, tuple(reuse.get(u.sha256, ()))
+            u.id,
+            u.exif_captured_at,
+            u.exif_longitude,
+            u.exif_latitude,
+            tuple(number for _, number in reuse.get(u.sha256, ())),
         )
         for u in uploads
     ]
@@ -195,15 +226,16 @@ async def _evidence_flags(
     return evidence.evidence_flags(photos, place, now, thresholds)
 
 
-async def _reused_elsewhere(session: AsyncSession, hashes: list[str]) -> dict[str, list[str]]:
+async def _reused_elsewhere(session: AsyncSession, hashes: list[str]) -> dict[str, list[tuple[uuid.UUID, str]]]:
+    """The reports that already hold each photo, byte for byte."""
     rows = await session.execute(
-        select(Upload.sha256, Report.number)
+        select(Upload.sha256, Report.id, Report.number)
         .join(Report, Report.id == Upload.report_id)
         .where(Upload.sha256.in_(hashes))
     )
-    found: dict[str, list[str]] = {}
-    for sha256, number in rows:
-        found.setdefault(sha256, []).append(number)
+    found: dict[str, list[tuple[uuid.UUID, str]]] = {}
+    for sha256, report_id, number in rows:
+        found.setdefault(sha256, []).append((report_id, number))
     return found
 
 

@@ -437,14 +437,15 @@ class WeChatMessageSender:
         http: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.monotonic,
-        miniprogram_state: MiniprogramState = "formal",
+        miniprogram_state: MiniprogramState | None = None,
         lang: str = "zh_CN",
     ) -> None:
         self._settings = settings
         self._http = http
         self._clock = clock
         self._base = settings.api_base.rstrip("/")
-        self._miniprogram_state = miniprogram_state
+        # Explicit argument, else ``settings.miniprogram_state`` where the settings carry one, else "formal".
+        self._miniprogram_state = miniprogram_state or getattr(settings, "miniprogram_state", "formal")
         self._lang = lang
         self._token: str | None = None
         self._token_valid_until = 0.0

@@ -4,25 +4,64 @@ re-route and a department's hand-back. Every change appends a routing decision w
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, cast, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.errors import UnknownCategory, UnknownDepartment
 from app.catalog.models import Category, Department
+from app.core.audit import AuditEntry
 from app.core.context import AppContext
+from app.core.db import utcnow
+from app.core.errors import DomainError
 from app.core.pagination import encode_cursor, newest_first
+from app.deadlines.models import CaseDeadline
 from app.geo.datum import Datum
 from app.identity.dependencies import StaffPrincipal
+from app.identity.models import Reporter
 from app.identity.roles import Permission, has_permission
 from app.intake import service as intake_service
-from app.intake.models import Report
+from app.intake.models import DuplicateCandidate, Report, ReportContact
 from app.intake.schemas import CategoryRef, Enterprise, HazardKind, Location
 from app.routing import service as routing_service
 from app.routing.models import RoutingDecision
 from app.routing.rules import RoutingReason
-from app.workflow.errors import CaseNotFound, NothingToReroute, NotYourDepartment
-from app.workflow.schemas import CasePage, CaseSummary, CaseView, DepartmentRef, HandBackRequest, RerouteRequest
+from app.workflow import commands, transitions
+from app.workflow.errors import CaseNotFound, IdentityHidden, NoIdentityOnFile, NothingToReroute
+from app.workflow.models import CaseEvent, CaseVerification, Rectification
+from app.workflow.schemas import (
+    REJECTION_LABELS,
+    AuditEntryView,
+    AuditPage,
+    CasePage,
+    CaseSummary,
+    CaseView,
+    DeadlineView,
+    DepartmentRef,
+    DuplicateView,
+    EventView,
+    MaskedContact,
+    QueueFilter,
+    QueueItem,
+    QueuePage,
+    RectificationView,
+    RejectionReason,
+    ReporterTimelineEntry,
+    RerouteRequest,
+    RevealedIdentity,
+    VerificationView,
+)
+from app.workflow.transitions import OPEN as OPEN_STATES
+from app.workflow.transitions import STATE_NAMES, CaseState, Command, IllegalTransition
+
+DEPARTMENT_VISIBLE = tuple(
+    s.value
+    for s in CaseState
+    if s not in (CaseState.SUBMITTED, CaseState.ACCEPTED, CaseState.REJECTED, CaseState.MERGED)
+)
+REROUTABLE = frozenset({CaseState.SUBMITTED, CaseState.ACCEPTED})
 
 
 async def scoped_case(
@@ -31,7 +70,13 @@ async def scoped_case(
     """The report, if this staff member may see it; otherwise exactly what a missing report looks like."""
     query = select(Report).where(Report.id == report_id)
     if not has_permission(staff.role, Permission.VIEW_ALL_REPORTS):
-        query = query.where(Report.department_id == staff.department_id, Report.department_id.is_not(None))
+        # A department sees the cases assigned to it, from the assignment on; routing's proposal at submission
+        # is the dispatcher's to confirm.
+        query = query.where(
+            Report.department_id == staff.department_id,
+            Report.department_id.is_not(None),
+            Report.state.in_(DEPARTMENT_VISIBLE),
+        )
     report = await session.scalar(query.with_for_update() if for_update else query)
     if report is None:
         raise CaseNotFound()
@@ -68,8 +113,20 @@ async def case_view(session: AsyncSession, context: AppContext, staff: StaffPrin
         jurisdiction_adcode=report.jurisdiction_adcode,
         photos=await intake_service.report_photos(session, context, report.id),
         routing=await routing_service.decisions_of(session, report.id),
+        state_label=STATE_NAMES[CaseState(report.state)],
+        allowed_commands=[
+            c.value
+            for c in transitions.allowed_commands(
+                await commands.facts_of(session, report), commands.staff_actor(staff), now=utcnow()
+            )
+        ],
+        deadlines=await deadline_views(session, report.id),
+        verification=await _verification(session, report.id),
+        rectifications=await _rectifications(session, report.id),
         reporter_is_employee=report.reporter_is_employee if dispatcher_view else None,
         flags=list(report.flags) if dispatcher_view else None,
+        duplicates=await _duplicates(session, report.id) if dispatcher_view else None,
+        contact=await _masked_contact(session, context, report) if dispatcher_view else None,
     )
 
 
@@ -108,6 +165,11 @@ async def triage_queue(session: AsyncSession, cursor: str | None, limit: int) ->
 async def reroute(
     session: AsyncSession, context: AppContext, staff: StaffPrincipal, report: Report, body: RerouteRequest
 ) -> None:
+    if CaseState(report.state) not in REROUTABLE:
+        # Once assigned, the department works the case; it returns it if it is not its own.
+        raise IllegalTransition(
+            "案件已转办，不能改派；如非该部门职责，请由部门退回", current_state=report.state, command="reroute"
+        )
     if body.category is None and body.department_code is None:
         raise NothingToReroute()
     if body.category is not None:
@@ -145,20 +207,352 @@ async def _manual_outcome(
     )
 
 
-async def hand_back(session: AsyncSession, staff: StaffPrincipal, report: Report, body: HandBackRequest) -> None:
-    if report.department_id is None or report.department_id != staff.department_id:
-        raise NotYourDepartment()
-    department = await session.get(Department, report.department_id)
-    name = department.name if department else "承办部门"
-    outcome = routing_service.RoutingOutcome(
-        category_code=report.category_code,
-        reason=RoutingReason.HANDED_BACK,
-        explanation=f"{name} 退回安委办：{body.reason}",
-        department_id=None,
-        department_name=None,
-        rule_id=None,
-        reference_version=await routing_service.current_version(session),
+async def deadline_views(session: AsyncSession, report_id: uuid.UUID) -> list[DeadlineView]:
+    now = utcnow()
+    rows = (
+        await session.scalars(
+            select(CaseDeadline).where(CaseDeadline.report_id == report_id).order_by(CaseDeadline.started_at)
+        )
+    ).all()
+    return [
+        DeadlineView(
+            step=d.step,
+            due_at=d.due_at,
+            provisional=d.provisional,
+            days=d.days,
+            count=d.count,
+            extended_days=d.extended_days,
+            extension_reason=d.extension_reason,
+            met_at=d.met_at,
+            overdue=(d.met_at or now) > d.due_at,
+        )
+        for d in rows
+    ]
+
+
+async def _verification(session: AsyncSession, report_id: uuid.UUID) -> VerificationView | None:
+    row = await session.get(CaseVerification, report_id)
+    if row is None:
+        return None
+    return VerificationView(
+        outcome=row.outcome,
+        hazard_level=row.hazard_level,
+        enterprise_name=row.enterprise_name,
+        enterprise_credit_code=row.enterprise_credit_code,
+        penalty_fen=row.penalty_fen,
+        standard_items=list(row.standard_items),
+        findings=row.findings,
+        verified_at=row.verified_at,
     )
-    report.department_id = None
-    session.add(routing_service.decision_row(report.id, outcome, "hand_back", staff.staff_id, body.reason))
+
+
+async def _rectifications(session: AsyncSession, report_id: uuid.UUID) -> list[RectificationView]:
+    rows = (
+        await session.scalars(
+            select(Rectification).where(Rectification.report_id == report_id).order_by(Rectification.round)
+        )
+    ).all()
+    return [
+        RectificationView(
+            round=r.round,
+            measures=r.measures,
+            due_at=r.due_at,
+            due_provisional=r.due_provisional,
+            ordered_at=r.ordered_at,
+            reported_at=r.reported_at,
+            after_photo_ids=list(r.after_photo_ids),
+            reviewed_at=r.reviewed_at,
+            passed=r.passed,
+            review_note=r.review_note,
+        )
+        for r in rows
+    ]
+
+
+async def _duplicates(session: AsyncSession, report_id: uuid.UUID) -> list[DuplicateView]:
+    rows = (
+        await session.execute(
+            select(DuplicateCandidate, Report)
+            .join(Report, Report.id == DuplicateCandidate.candidate_id)
+            .where(DuplicateCandidate.report_id == report_id)
+            .order_by(Report.created_at)
+        )
+    ).all()
+    return [
+        DuplicateView(
+            case_id=r.id,
+            number=r.number,
+            state=r.state,
+            distance_m=d.distance_m,
+            same_photo=d.same_photo,
+            similar_photo=d.similar_photo,
+            submitted_at=r.created_at,
+        )
+        for d, r in rows
+    ]
+
+
+def mask_phone(phone: str) -> str:
+    digits = phone.replace(" ", "").replace("-", "")
+    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * max(len(name) - 1, 1)
+
+
+async def _masked_contact(session: AsyncSession, context: AppContext, report: Report) -> MaskedContact:
+    if report.identity_hidden:
+        return MaskedContact(anonymous=True, channel_account=report.reporter_id is not None)
+    contact = await session.get(ReportContact, report.id)
+    cipher = context.cipher
+    name = cipher.decrypt(contact.name_encrypted) if contact and contact.name_encrypted else None
+    phone = cipher.decrypt(contact.phone_encrypted) if contact and contact.phone_encrypted else None
+    return MaskedContact(
+        anonymous=False,
+        channel_account=report.reporter_id is not None,
+        name=mask_name(name) if name else None,
+        phone=mask_phone(phone) if phone else None,
+    )
+
+
+# --- timelines -----------------------------------------------------------------------------------------------------
+
+
+async def events_of(session: AsyncSession, report_id: uuid.UUID) -> list[CaseEvent]:
+    return list(
+        (
+            await session.scalars(
+                select(CaseEvent).where(CaseEvent.report_id == report_id).order_by(CaseEvent.sequence)
+            )
+        ).all()
+    )
+
+
+def event_view(event: CaseEvent) -> EventView:
+    return EventView(
+        sequence=event.sequence,
+        command=event.command,
+        from_state=event.from_state,
+        to_state=event.to_state,
+        actor_role=event.actor_role,
+        note=event.note,
+        payload=dict(event.payload),
+        attachments=list(event.attachments),
+        at=event.created_at,
+    )
+
+
+REPORTER_EVENT_LABELS = {
+    Command.ACCEPT: "已受理",
+    Command.REJECT: "不予受理",
+    Command.MERGE: "已合并办理",
+    Command.START_VERIFICATION: "核查中",
+    Command.VERIFY: "核查完成",
+    Command.ORDER_RECTIFICATION: "整改中",
+    Command.REVIEW_RECTIFICATION: "整改复查",
+    Command.CLOSE: "已办结",
+    Command.APPROVE_EXTENSION: "核查期限延长",
+    Command.APPEAL: "已申诉",
+    Command.RATE: "已评价",
+}
+
+
+async def reporter_timeline(session: AsyncSession, report: Report) -> list[ReporterTimelineEntry]:
+    """The reporter's view: plain Chinese, no staff names, no internal notes."""
+    entries = [ReporterTimelineEntry(label="已提交", detail=None, at=report.created_at)]
+    for event in await events_of(session, report.id):
+        entry = _reporter_entry(event)
+        if entry is not None:
+            entries.append(entry)
+    return entries
+
+
+def _reporter_entry(event: CaseEvent) -> ReporterTimelineEntry | None:
+    command = Command(event.command) if event.command in Command.__members__.values() else None
+    payload = event.payload
+    if command is Command.ASSIGN:
+        return ReporterTimelineEntry(
+            label=f"已转办 {payload.get('department_name', '')}".strip(), detail=None, at=event.created_at
+        )
+    if command is None or command not in REPORTER_EVENT_LABELS:
+        return None
+    detail: str | None = None
+    if command is Command.REJECT:
+        reason = RejectionReason(payload["reason"])
+        detail = REJECTION_LABELS[reason] + (f"，请向 {payload['refer_to']} 反映" if payload.get("refer_to") else "")
+    elif command is Command.VERIFY:
+        detail = {"true": "经核查属实", "partly_true": "经核查部分属实", "false": "经核查不属实"}[payload["outcome"]]
+    elif command is Command.REVIEW_RECTIFICATION:
+        detail = "整改到位，已办结" if payload.get("passed") else "整改未到位，继续整改"
+    elif command is Command.APPROVE_EXTENSION:
+        detail = f"延长 {payload.get('days')} 日，理由：{payload.get('reason', '')}"
+    elif command is Command.MERGE:
+        detail = f"与举报 {payload.get('primary_number')} 合并办理"
+    return ReporterTimelineEntry(label=REPORTER_EVENT_LABELS[command], detail=detail, at=event.created_at)
+
+
+# --- queues ------------------------------------------------------------------------------------------------------
+
+
+async def queue(
+    session: AsyncSession, staff: StaffPrincipal, filters: QueueFilter, cursor: str | None, limit: int
+) -> QueuePage:
+    base = _filtered(select(Report.id), staff, filters, with_state=False)
+    counts = dict(
+        (
+            await session.execute(select(Report.state, func.count()).where(Report.id.in_(base)).group_by(Report.state))
+        ).all()
+    )
+    query = _filtered(
+        select(Report, Category.name).join(Category, Category.code == Report.category_code),
+        staff,
+        filters,
+        with_state=True,
+    )
+    rows = (await session.execute(newest_first(query, Report.created_at, Report.id, cursor, limit))).all()
+    page = rows[:limit]
+    due = await _next_due(session, [r.id for r, _ in page])
+    departments = await _department_names(session, {r.department_id for r, _ in page if r.department_id})
+    now = utcnow()
+    items = [
+        QueueItem(
+            id=r.id,
+            number=r.number,
+            state=r.state,
+            category=CategoryRef(code=r.category_code, name=name),
+            department=(
+                DepartmentRef(id=r.department_id, name=departments[r.department_id]) if r.department_id else None
+            ),
+            jurisdiction_adcode=r.jurisdiction_adcode,
+            submitted_at=r.created_at,
+            next_due_at=due.get(r.id),
+            overdue=bool(due.get(r.id) and due[r.id] < now),
+            flags=[f["code"] for f in r.flags] if has_permission(staff.role, Permission.VIEW_ALL_REPORTS) else [],
+        )
+        for r, name in page
+    ]
+    next_cursor = encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > limit else None
+    return QueuePage(items=items, next_cursor=next_cursor, counts={k: int(v) for k, v in counts.items()})
+
+
+def _filtered(query: Select[Any], staff: StaffPrincipal, f: QueueFilter, *, with_state: bool) -> Select[Any]:
+    if not has_permission(staff.role, Permission.VIEW_ALL_REPORTS):
+        query = query.where(Report.department_id == staff.department_id, Report.state.in_(DEPARTMENT_VISIBLE))
+    if with_state and f.state:
+        query = query.where(Report.state.in_(f.state))
+    if f.category:
+        query = query.where(Report.category_code == f.category)
+    if f.jurisdiction:
+        query = query.where(or_(Report.jurisdiction_adcode == f.jurisdiction, Report.region_code == f.jurisdiction))
+    if f.department_id:
+        query = query.where(Report.department_id == f.department_id)
+    if f.submitted_from:
+        query = query.where(Report.created_at >= f.submitted_from)
+    if f.submitted_to:
+        query = query.where(Report.created_at < f.submitted_to)
+    if f.mine:
+        query = query.where(Report.assignee_id == staff.staff_id)
+    if f.overdue is not None:
+        late = exists().where(
+            CaseDeadline.report_id == Report.id, CaseDeadline.met_at.is_(None), CaseDeadline.due_at < utcnow()
+        )
+        query = query.where(late if f.overdue else ~late)
+    if f.flag:
+        query = query.where(_has_flag(f.flag))
+    return query
+
+
+def _has_flag(code: str) -> Any:
+    # Flags are a small JSON list; a text match on the serialised code is portable across SQLite and PostgreSQL.
+    return cast(Report.flags, String).contains(f'"code": "{code}"') | cast(Report.flags, String).contains(
+        f'"code":"{code}"'
+    )
+
+
+async def _next_due(session: AsyncSession, report_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    if not report_ids:
+        return {}
+    rows = await session.execute(
+        select(CaseDeadline.report_id, func.min(CaseDeadline.due_at))
+        .where(CaseDeadline.report_id.in_(report_ids), CaseDeadline.met_at.is_(None))
+        .group_by(CaseDeadline.report_id)
+    )
+    return {report_id: due for report_id, due in rows}
+
+
+async def _department_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    return dict((await session.execute(select(Department.id, Department.name).where(Department.id.in_(ids)))).all())
+
+
+async def supervision_list(session: AsyncSession, staff: StaffPrincipal, cursor: str | None, limit: int) -> QueuePage:
+    """督办: open cases with a deadline passed and not met, newest first."""
+    return await queue(session, staff, QueueFilter(overdue=True, state=[s.value for s in OPEN_STATES]), cursor, limit)
+
+
+# --- identity ----------------------------------------------------------------------------------------------------
+
+
+async def reveal_identity(
+    session: AsyncSession, context: AppContext, staff: StaffPrincipal, report: Report, reason: str
+) -> RevealedIdentity | DomainError:
+    """Every attempt is audited, refused ones too: a refusal is returned, not raised, so that the request's
+    transaction, which holds the audit entry, still commits."""
+    now = utcnow()
+    session.add(
+        AuditEntry(
+            actor_id=staff.key,
+            actor_role=staff.role.value,
+            action="reveal_identity",
+            target_type="case",
+            target_id=str(report.id),
+            reason=reason,
+            detail={"identity_hidden": report.identity_hidden},
+            created_at=now,
+        )
+    )
     await session.flush()
+    if report.identity_hidden:
+        return IdentityHidden()
+    cipher = context.cipher
+    contact = await session.get(ReportContact, report.id)
+    reporter = await session.get(Reporter, report.reporter_id) if report.reporter_id else None
+    name = cipher.decrypt(contact.name_encrypted) if contact and contact.name_encrypted else None
+    phone = cipher.decrypt(contact.phone_encrypted) if contact and contact.phone_encrypted else None
+    openid = cipher.decrypt(reporter.openid_encrypted) if reporter else None
+    if not (name or phone or openid):
+        return NoIdentityOnFile()
+    return RevealedIdentity(case_id=report.id, name=name, phone=phone, openid=openid, revealed_at=now)
+
+
+async def audit_log(
+    session: AsyncSession, *, actor: str | None, action: str | None, target: str | None, cursor: str | None, limit: int
+) -> AuditPage:
+    query = select(AuditEntry)
+    if actor:
+        query = query.where(AuditEntry.actor_id == actor)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if target:
+        query = query.where(AuditEntry.target_id == target)
+    rows = (await session.scalars(newest_first(query, AuditEntry.created_at, AuditEntry.id, cursor, limit))).all()
+    page = rows[:limit]
+    items = [
+        AuditEntryView(
+            id=e.id,
+            actor_id=e.actor_id,
+            actor_role=e.actor_role,
+            action=e.action,
+            target_type=e.target_type,
+            target_id=e.target_id,
+            reason=e.reason,
+            detail=dict(e.detail),
+            at=e.created_at,
+        )
+        for e in page
+    ]
+    return AuditPage(
+        items=items, next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    )

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from app.core.errors import Conflict, DomainError, Forbidden, InvalidInput
+from app.core.errors import Conflict, Forbidden, InvalidInput
 from app.identity.roles import DEPARTMENT_ROLES, ROLE_NAMES, Role
 from app.workflow.errors import CaseNotFound
 
@@ -316,8 +316,11 @@ DECIDED_BY: Mapping[Command, tuple[str, type[InvalidInput]]] = {
     Command.REVIEW_RECTIFICATION: ("review_passed", ReviewResultRequired),
 }
 
+ROWS: Mapping[Command, tuple[Transition, ...]] = {
+    command: tuple(t for t in TRANSITIONS if t.command is command) for command in Command
+}
 PARTIES: Mapping[Command, frozenset[Party]] = {
-    command: frozenset(party for t in TRANSITIONS if t.command is command for party in t.parties) for command in Command
+    command: frozenset(party for t in rows for party in t.parties) for command, rows in ROWS.items()
 }
 
 REPORTER_LABELS: Mapping[CaseState, str] = {
@@ -382,18 +385,28 @@ def decide(
     policy: Policy = Policy(),  # frozen, so one shared default is safe
 ) -> CaseState:
     """The state after `command`: the same state for commands that do not move the case. Raises the first refusal."""
-    return _decide(facts, command, actor, now, policy, {"outcome": outcome, "review_passed": review_passed})
+    if actor.party not in PARTIES[command]:
+        who = "举报人" if actor.role is None else ROLE_NAMES[actor.role]
+        raise CommandNotAllowedForRole(f"{who}不能{COMMAND_NAMES[command]}", command=command.value, role=actor.party)
+    if not _in_scope(facts, actor):
+        raise CaseOutOfScope()
+    row = _move(facts.state, command, {"outcome": outcome, "review_passed": review_passed})
+    for guard in row.guards:
+        guard(facts, actor, now, policy)
+    return row.target or facts.state
 
 
-def allowed_commands(
-    facts: CaseFacts,
-    actor: Actor,
-    *,
-    now: datetime,
-    policy: Policy = Policy(),
-) -> list[Command]:
-    """What this actor can do to this case now, in `Command` order: for the buttons of a UI."""
-    return [command for command in Command if _can(facts, command, actor, now, policy)]
+def allowed_commands(facts: CaseFacts, actor: Actor, *, now: datetime, policy: Policy = Policy()) -> list[Command]:
+    """What this actor can do to this case now, in `Command` order: for the buttons of a UI. A command whose move
+    depends on an input (verify, review) is listed when some input would be accepted."""
+    if not _in_scope(facts, actor):
+        return []
+    return [
+        command
+        for command in Command
+        if actor.party in PARTIES[command]
+        and any(facts.state in row.sources and _guards_hold(row, facts, actor, now, policy) for row in ROWS[command])
+    ]
 
 
 def replay(events: Iterable[tuple[Command, Mapping[str, Any]]]) -> CaseState:
@@ -412,20 +425,6 @@ def reporter_label(state: CaseState) -> str:
     return REPORTER_LABELS[state]
 
 
-def _decide(
-    facts: CaseFacts, command: Command, actor: Actor, now: datetime, policy: Policy, inputs: Mapping[str, Any]
-) -> CaseState:
-    if actor.party not in PARTIES[command]:
-        who = "举报人" if actor.role is None else ROLE_NAMES[actor.role]
-        raise CommandNotAllowedForRole(f"{who}不能{COMMAND_NAMES[command]}", command=command.value, role=actor.party)
-    if not _in_scope(facts, actor):
-        raise CaseOutOfScope()
-    row = _move(facts.state, command, inputs)
-    for guard in row.guards:
-        guard(facts, actor, now, policy)
-    return row.target or facts.state
-
-
 def _in_scope(facts: CaseFacts, actor: Actor) -> bool:
     if actor.kind == "reporter":
         return facts.reporter_id is not None and facts.reporter_id == actor.id
@@ -435,7 +434,7 @@ def _in_scope(facts: CaseFacts, actor: Actor) -> bool:
 
 
 def _move(state: CaseState, command: Command, inputs: Mapping[str, Any]) -> Transition:
-    rows = [t for t in TRANSITIONS if t.command is command and state in t.sources]
+    rows = [t for t in ROWS[command] if state in t.sources]
     if not rows:
         raise IllegalTransition(
             f"案件当前为「{STATE_NAMES[state]}」，不能{COMMAND_NAMES[command]}",
@@ -452,18 +451,10 @@ def _move(state: CaseState, command: Command, inputs: Mapping[str, Any]) -> Tran
     raise missing(field=name)
 
 
-def _can(facts: CaseFacts, command: Command, actor: Actor, now: datetime, policy: Policy) -> bool:
-    for inputs in _possible_inputs(command):
-        try:
-            _decide(facts, command, actor, now, policy, inputs)
-        except DomainError:
-            continue
-        return True
-    return False
-
-
-def _possible_inputs(command: Command) -> list[dict[str, Any]]:
-    if command not in DECIDED_BY:
-        return [{}]
-    name = DECIDED_BY[command][0]
-    return [{name: value} for t in TRANSITIONS if t.command is command for value in t.when]
+def _guards_hold(row: Transition, facts: CaseFacts, actor: Actor, now: datetime, policy: Policy) -> bool:
+    try:
+        for guard in row.guards:
+            guard(facts, actor, now, policy)
+    except GuardFailed:
+        return False
+    return True

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.demo.seed import DEMO_STAFF
+from tests.support.identity_scan import DEPARTMENT_ROLES, SCAN
 
 PHOTO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "photos"
 DEFAULT_PHOTO = PHOTO_DIR / "jpg" / "gps" / "DSCN0010.jpg"
@@ -19,17 +20,31 @@ YINGDE = {"longitude": 113.405, "latitude": 24.186, "datum": "gcj02", "accuracy_
 class Api:
     def __init__(self, client: TestClient) -> None:
         self.client = client
+        self._department_tokens: set[str] = set()
+        self._request = client.request
+        client.request = self._recording_request  # type: ignore[method-assign]
+
+    def _recording_request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
+        response = self._request(method, url, *args, **kwargs)
+        authorization = (kwargs.get("headers") or {}).get("Authorization", "")
+        if authorization in self._department_tokens:
+            SCAN.bodies.append((f"{method} {url}", response.text))
+        return response
 
     def reporter(self, name: str = "alice") -> dict[str, str]:
         response = self.client.post("/v1/auth/wechat/login", json={"code": f"code-{name}"})
         assert response.status_code == 200, response.text
+        SCAN.secrets.update({str(response.json()["reporter_id"]), f"openid-{name}"})
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
     def staff(self, username: str) -> dict[str, str]:
         password = next(s.password for s in DEMO_STAFF if s.username == username)
         response = self.client.post("/v1/auth/staff/login", json={"username": username, "password": password})
         assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        authorization = f"Bearer {response.json()['access_token']}"
+        if response.json()["staff"]["role"] in DEPARTMENT_ROLES:
+            self._department_tokens.add(authorization)
+        return {"Authorization": authorization}
 
     def upload(
         self,
@@ -75,7 +90,25 @@ class Api:
     ) -> Any:
         ids = upload_ids if upload_ids is not None else [self.upload_id(headers)]
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self.client.post("/v1/reports", headers={**headers, **extra}, json=self.report_body(ids, **overrides))
+        response = self.client.post(
+            "/v1/reports", headers={**headers, **extra}, json=self.report_body(ids, **overrides)
+        )
+        if response.status_code == 201:
+            SCAN.secrets.add(response.json()["query_code"])
+        caller = overrides.get("caller") or {}
+        SCAN.secrets.update(value for value in caller.values() if value and len(value) >= 3)
+        return response
+
+    def command(self, headers: dict[str, str], case_id: str, command: str, body: dict[str, Any] | None = None) -> Any:
+        return self.client.post(f"/v1/staff/cases/{case_id}/{command}", headers=headers, json=body or {})
+
+    def accept_and_assign(self, case_id: str, department_code: str | None = None) -> None:
+        dispatcher = self.staff("dispatcher")
+        accepted = self.command(dispatcher, case_id, "accept")
+        assert accepted.status_code == 200, accepted.text
+        body = {"department_code": department_code} if department_code else {}
+        assigned = self.command(dispatcher, case_id, "assign", body)
+        assert assigned.status_code == 200, assigned.text
 
 
 def random_uuid() -> str:

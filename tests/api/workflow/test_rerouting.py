@@ -28,7 +28,8 @@ def test_dispatcher_reroutes_to_a_department_with_a_reason(api: Api) -> None:
     mine = api.client.get(f"/v1/me/reports/{receipt['id']}", headers=reporter).json()
     assert mine["handling_department"] == "英德市消防救援大队"
     assert mine["status"]["label"] == "已转至 英德市消防救援大队 核查"
-    # The fire brigade now sees it; the housing bureau no longer does.
+    # Once assigned, the fire brigade sees it; the housing bureau does not.
+    api.accept_and_assign(receipt["id"])
     assert api.client.get(f"/v1/staff/cases/{receipt['id']}", headers=api.staff("fire-inspector")).status_code == 200
     assert api.client.get(f"/v1/staff/cases/{receipt['id']}", headers=api.staff("housing-inspector")).status_code == 404
 
@@ -66,8 +67,9 @@ def test_reroute_needs_something_to_change_and_a_reason(api: Api) -> None:
 
 def test_a_department_hands_a_case_back(api: Api) -> None:
     reporter, receipt = _submit(api, "gas")
+    api.accept_and_assign(receipt["id"])
     housing = api.staff("housing-inspector")
-    url = f"/v1/staff/cases/{receipt['id']}/hand-back"
+    url = f"/v1/staff/cases/{receipt['id']}/return"
     assert api.client.post(url, headers=api.staff("inspector"), json={"reason": "不是我们的"}).status_code == 404
     response = api.client.post(url, headers=housing, json={"reason": "瓶装液化气经营属市场监管，非本局职责"})
     assert response.status_code == 200, response.text
@@ -76,6 +78,7 @@ def test_a_department_hands_a_case_back(api: Api) -> None:
     view = api.client.get(f"/v1/staff/cases/{receipt['id']}", headers=dispatcher).json()
     assert view["department"] is None
     assert view["routing"][-1]["kind"] == "hand_back"
+    assert view["state"] == "accepted"
     assert "非本局职责" in view["routing"][-1]["explanation"]
     queue = api.client.get("/v1/staff/triage", headers=dispatcher).json()["items"]
     assert any(item["id"] == receipt["id"] and item["routing_reason"] == "handed_back" for item in queue)
@@ -86,6 +89,9 @@ def test_a_department_hands_a_case_back(api: Api) -> None:
 def test_staff_scope_and_roles(api: Api) -> None:
     _, receipt = _submit(api, "hazardous_chemicals")
     url = f"/v1/staff/cases/{receipt['id']}"
+    # Before the dispatcher assigns it, the routed department does not see it yet.
+    assert api.client.get(url, headers=api.staff("inspector")).status_code == 404
+    api.accept_and_assign(receipt["id"])
     assert api.client.get(url, headers=api.staff("inspector")).status_code == 200
     assert api.client.get(url, headers=api.staff("head")).status_code == 200
     assert api.client.get(url, headers=api.staff("fire-inspector")).status_code == 404
@@ -101,6 +107,7 @@ def test_inspectors_see_the_case_but_never_the_reporter(api: Api) -> None:
     reporter = api.reporter("whistleblower")
     me = api.client.post("/v1/auth/wechat/login", json={"code": "code-whistleblower"}).json()
     receipt = api.submit(reporter, category="hazardous_chemicals", reporter_is_employee=True, hide_identity=True)
+    api.accept_and_assign(receipt.json()["id"])
     body = api.client.get(f"/v1/staff/cases/{receipt.json()['id']}", headers=api.staff("inspector"))
     text = body.text
     for secret in (me["reporter_id"], "openid-whistleblower", receipt.json()["query_code"]):

@@ -75,11 +75,12 @@ def test_thing_of_20_characters_is_kept_and_21_are_cut_with_an_ellipsis() -> Non
     ("text", "expected"),
     [
         ("隐患" * 9 + "😀😀", "隐患" * 9 + "…"),  # 18 + 2 would be 20 but "…" needs 1: the emoji goes whole
-        ("隐患" * 8 + "😀😀", "隐患" * 8 + "😀…"),  # 16 + 2 + 1
+        ("隐患" * 8 + "😀😀😀", "隐患" * 8 + "😀…"),  # 16 + 2 + 1
         ("隐患" * 7 + FAMILY, "隐患" * 7 + "…"),  # never a partial family
-        ("隐患" * 5 + FAMILY + "尾巴", "隐患" * 5 + FAMILY + "…"),  # 10 + 8 + 1
+        ("隐患" * 5 + FAMILY + "尾巴巴", "隐患" * 5 + FAMILY + "尾…"),  # 10 + 8 + 1 + 1
         ("隐患" * 8 + FLAG + "x", "隐患" * 8 + "…"),  # never half a flag
-        ("隐患" * 7 + THUMB + "xyz", "隐患" * 7 + THUMB + "…"),
+        ("隐患" * 7 + THUMB + "xyz", "隐患" * 7 + THUMB + "x…"),  # 14 + 4 + 1 + 1
+        ("隐患" * 8 + "a" + THUMB, "隐患" * 8 + "a…"),  # 👍 would fit, its skin tone not: both go
         ("隐患" * 9 + "e\u0301e\u0301", "隐患" * 9 + "…"),  # an accent stays with its letter
     ],
 )
@@ -146,8 +147,9 @@ def test_formatted_fields_are_validated(key: str, good: list[str], bad: list[str
         with pytest.raises(TemplateValueInvalid) as caught:
             template_data({f"{key}5": value})
         assert caught.value.field == f"{key}5"
-        # The value (possibly personal) is not in the error.
-        assert value not in str(caught.value) and value not in repr(caught.value.details)
+        # The value (possibly personal) is not in the error, only the key and a fixed description of the rule.
+        assert value not in str(caught.value)
+        assert set(caught.value.details) == {"rule"}
 
 
 def test_other_wechat_types() -> None:
@@ -300,6 +302,15 @@ async def test_token_is_fetched_once_for_many_sends(sender: WeChatMessageSender,
         "miniprogram_state": "formal",
         "lang": "zh_CN",
     }
+
+
+async def test_miniprogram_state_can_be_chosen(
+    http: httpx.AsyncClient, fake: FakeWeChatMessagesState, settings: WeChatSettings
+) -> None:
+    sender = WeChatMessageSender(settings, http, miniprogram_state="trial")
+    assert (await sender.send(OPENID, TEMPLATE, "", VALUES)).status is SendStatus.SENT
+    assert fake.sent[0]["miniprogram_state"] == "trial"
+    assert "page" not in fake.sent[0]  # no page: the card opens nothing
 
 
 async def test_token_is_refreshed_shortly_before_it_expires(

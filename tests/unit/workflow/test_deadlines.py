@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core.errors import InvalidInput
-from app.workflow.deadlines import (
+from app.deadlines.calendar import (
     CHINA_TZ,
     MAX_DAYS,
     PACKAGE_YEARS,

@@ -32,6 +32,7 @@ extended (the law allows one extension) is the workflow's business, not this mod
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -143,6 +144,7 @@ class YearSchedule:
 
 
 @cache
+@functools.cache  # immutable per year; rebuilding it for every counted day would cost a scan of the package
 def _package_schedule(year: int) -> YearSchedule | None:
     if year not in PACKAGE_YEARS:
         return None

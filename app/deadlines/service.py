@@ -1,0 +1,177 @@
+"""Deadlines of cases on the official calendar: which policy applies, opening, meeting, extending, recomputing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.errors import UnknownCategory, UnknownDepartment
+from app.catalog.models import Category, Department
+from app.core import audit
+from app.core.db import utcnow
+from app.deadlines.calendar import (
+    DayCount,
+    Deadline,
+    WorkingCalendar,
+    YearSchedule,
+    compute_deadline,
+    extend,
+    parse_year_schedule,
+)
+from app.deadlines.models import CalendarYear, CaseDeadline, DeadlinePolicy
+from app.deadlines.schemas import DeadlinePolicyBody, DeadlinePolicyView
+
+ACCEPTANCE, VERIFICATION, RECTIFICATION = "acceptance", "verification", "rectification"
+STEPS = (ACCEPTANCE, VERIFICATION, RECTIFICATION)
+# Used where no policy row applies. Verification: 60 days by law (安全生产领域举报奖励办法, 自受理之日起 60 日内办结).
+DEFAULTS: dict[str, tuple[int, DayCount]] = {
+    ACCEPTANCE: (3, DayCount.WORKING),
+    VERIFICATION: (60, DayCount.CALENDAR),
+    RECTIFICATION: (30, DayCount.CALENDAR),
+}
+
+
+async def working_calendar(session: AsyncSession) -> WorkingCalendar:
+    rows = (await session.scalars(select(CalendarYear))).all()
+    return WorkingCalendar(
+        parse_year_schedule({"year": r.year, "holidays": r.holidays, "workdays": r.workdays}) for r in rows
+    )
+
+
+async def rule_for(
+    session: AsyncSession, step: str, department_id: uuid.UUID | None, category_code: str | None
+) -> tuple[int, DayCount]:
+    """The most specific policy: department and category, then department, then category, then any."""
+    rows = (await session.scalars(select(DeadlinePolicy).where(DeadlinePolicy.step == step))).all()
+    by_scope = {(row.department_id, row.category_code): row for row in rows}
+    for wanted in ((department_id, category_code), (department_id, None), (None, category_code), (None, None)):
+        row = by_scope.get(wanted)
+        if row is not None:
+            return row.days, DayCount(row.count)
+    return DEFAULTS[step]
+
+
+async def open_deadline(
+    session: AsyncSession, report_id: uuid.UUID, step: str, start: datetime, days: int, count: DayCount
+) -> CaseDeadline:
+    """Start (or restart) the clock of a step."""
+    deadline = compute_deadline(start, days, count, await working_calendar(session))
+    row = await session.scalar(
+        select(CaseDeadline).where(CaseDeadline.report_id == report_id, CaseDeadline.step == step)
+    )
+    if row is None:
+        row = CaseDeadline(report_id=report_id, step=step)
+        session.add(row)
+    row.started_at, row.days, row.count = start, days, count.value
+    row.due_at, row.provisional = deadline.due_at, deadline.provisional
+    row.extended_days, row.extension_reason, row.met_at, row.escalated_at = 0, None, None, None
+    await session.flush()
+    return row
+
+
+async def meet(session: AsyncSession, report_id: uuid.UUID, step: str, at: datetime) -> None:
+    await session.execute(
+        update(CaseDeadline)
+        .where(CaseDeadline.report_id == report_id, CaseDeadline.step == step, CaseDeadline.met_at.is_(None))
+        .values(met_at=at)
+    )
+
+
+async def extend_deadline(
+    session: AsyncSession, report_id: uuid.UUID, step: str, extra_days: int, reason: str
+) -> CaseDeadline | None:
+    row = await session.scalar(
+        select(CaseDeadline).where(CaseDeadline.report_id == report_id, CaseDeadline.step == step)
+    )
+    if row is None:
+        return None
+    current = Deadline(row.due_at, row.provisional, row.days, DayCount(row.count))
+    extended = extend(current, extra_days, await working_calendar(session))
+    row.due_at, row.provisional, row.days = extended.due_at, extended.provisional, extended.days
+    row.extended_days, row.extension_reason, row.escalated_at = row.extended_days + extra_days, reason, None
+    await session.flush()
+    return row
+
+
+async def load_year(session: AsyncSession, schedule: YearSchedule, actor: str) -> int:
+    """Store a year's schedule and recompute every open provisional deadline; answers how many changed."""
+    row = await session.get(CalendarYear, schedule.year)
+    if row is None:
+        row = CalendarYear(year=schedule.year)
+        session.add(row)
+    row.holidays = sorted(d.isoformat() for d in schedule.holidays)
+    row.workdays = sorted(d.isoformat() for d in schedule.workdays)
+    row.loaded_by, row.loaded_at = actor, utcnow()
+    await session.flush()
+    calendar = await working_calendar(session)
+    changed = 0
+    provisional = (
+        await session.scalars(select(CaseDeadline).where(CaseDeadline.provisional, CaseDeadline.met_at.is_(None)))
+    ).all()
+    for deadline in provisional:
+        base = compute_deadline(
+            deadline.started_at, deadline.days - deadline.extended_days, DayCount(deadline.count), calendar
+        )
+        fresh = extend(base, deadline.extended_days, calendar) if deadline.extended_days else base
+        if (fresh.due_at, fresh.provisional) != (deadline.due_at, deadline.provisional):
+            changed += 1
+        deadline.due_at, deadline.provisional = fresh.due_at, fresh.provisional
+    await session.flush()
+    return changed
+
+
+async def set_policy(session: AsyncSession, body: DeadlinePolicyBody, actor: str) -> DeadlinePolicyView:
+    department_id = None
+    if body.department_code:
+        department_id = await session.scalar(select(Department.id).where(Department.code == body.department_code))
+        if department_id is None:
+            raise UnknownDepartment(field="department_code")
+    if body.category_code and await session.get(Category, body.category_code) is None:
+        raise UnknownCategory(field="category_code")
+    row = await session.scalar(
+        select(DeadlinePolicy).where(
+            DeadlinePolicy.step == body.step,
+            DeadlinePolicy.department_id.is_(department_id)
+            if department_id is None
+            else DeadlinePolicy.department_id == department_id,
+            DeadlinePolicy.category_code.is_(None)
+            if body.category_code is None
+            else DeadlinePolicy.category_code == body.category_code,
+        )
+    )
+    if row is None:
+        row = DeadlinePolicy(
+            step=body.step, department_id=department_id, category_code=body.category_code, created_at=utcnow()
+        )
+        session.add(row)
+    row.days, row.count = body.days, body.count
+    audit.record(
+        session,
+        actor_id=actor,
+        actor_role="admin",
+        action="set_deadline_policy",
+        target_type="deadline_policy",
+        target_id=body.step,
+        detail=body.model_dump(),
+    )
+    await session.flush()
+    return _policy_view(row)
+
+
+async def list_policies(session: AsyncSession) -> list[DeadlinePolicyView]:
+    rows = (await session.scalars(select(DeadlinePolicy).order_by(DeadlinePolicy.step))).all()
+    return [_policy_view(r) for r in rows]
+
+
+def _policy_view(row: DeadlinePolicy) -> DeadlinePolicyView:
+    return DeadlinePolicyView(
+        id=row.id,
+        step=row.step,
+        department_id=row.department_id,
+        category_code=row.category_code,
+        days=row.days,
+        count=row.count,
+    )

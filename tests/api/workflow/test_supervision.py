@@ -1,0 +1,136 @@
+"""Queues, deadlines on the official calendar, escalation, identity reveals and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from app.core.db import unit_of_work, utcnow
+from app.deadlines.models import CaseDeadline
+from app.workflow.escalation import escalate_overdue
+from tests.support.api import Api
+from tests.support.images import small_jpeg
+
+
+def _case(api: Api, name: str, category: str = "hazardous_chemicals", **overrides: Any) -> str:
+    reporter = api.reporter(name)
+    upload = api.upload_id(reporter, data=small_jpeg(sum(map(ord, name)) % 251))
+    response = api.submit(reporter, [upload], category=category, **overrides)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _age_deadlines(api: Api, case_id: str, days: int) -> None:
+    context = api.client.app.state.context  # type: ignore[attr-defined]
+
+    async def age() -> None:
+        async with unit_of_work(context.sessions) as session:
+            await session.execute(
+                update(CaseDeadline)
+                .where(CaseDeadline.report_id == uuid.UUID(case_id))
+                .values(due_at=utcnow() - timedelta(days=days))
+            )
+
+    api.client.portal.call(age)  # type: ignore[union-attr]
+
+
+def test_queue_filters_keyset_pages_and_counts(api: Api) -> None:
+    ids = [_case(api, f"r{i}", category="hazardous_chemicals" if i % 2 else "fire_safety") for i in range(5)]
+    dispatcher = api.staff("dispatcher")
+    api.accept_and_assign(ids[1])
+    page = api.client.get("/v1/staff/cases", headers=dispatcher, params={"limit": 2}).json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    assert page["counts"] == {"submitted": 4, "assigned": 1}
+    rest = api.client.get(
+        "/v1/staff/cases", headers=dispatcher, params={"limit": 10, "cursor": page["next_cursor"]}
+    ).json()
+    seen = [i["id"] for i in page["items"] + rest["items"]]
+    assert seen == list(reversed(ids))
+    chemicals = api.client.get(
+        "/v1/staff/cases", headers=dispatcher, params={"category": "hazardous_chemicals", "state": ["submitted"]}
+    ).json()
+    assert {i["id"] for i in chemicals["items"]} == {ids[3]}
+    assert chemicals["counts"] == {"submitted": 1, "assigned": 1}
+    inspector_view = api.client.get("/v1/staff/cases", headers=api.staff("inspector")).json()
+    assert [i["id"] for i in inspector_view["items"]] == [ids[1]]
+    assert inspector_view["items"][0]["flags"] == []
+
+
+def test_overdue_cases_surface_in_supervision_and_are_escalated_once(api: Api) -> None:
+    late, on_time = _case(api, "late"), _case(api, "ontime", category="fire_safety")
+    _age_deadlines(api, late, days=1)
+    dispatcher = api.staff("dispatcher")
+    listed = api.client.get("/v1/staff/supervision", headers=dispatcher).json()["items"]
+    assert [i["id"] for i in listed] == [late] and listed[0]["overdue"] is True
+    overdue = api.client.get("/v1/staff/cases", headers=dispatcher, params={"overdue": "true"}).json()["items"]
+    assert [i["id"] for i in overdue] == [late]
+    context = api.client.app.state.context  # type: ignore[attr-defined]
+    assert api.client.portal.call(escalate_overdue, context) == 1  # type: ignore[union-attr]
+    assert api.client.portal.call(escalate_overdue, context) == 0  # type: ignore[union-attr]
+    timeline = api.client.get(f"/v1/staff/cases/{late}/timeline", headers=dispatcher).json()
+    assert [e["command"] for e in timeline] == ["escalate"]
+    assert api.client.get(f"/v1/staff/cases/{on_time}/timeline", headers=dispatcher).json() == []
+
+
+def test_working_day_deadlines_are_provisional_until_the_year_is_loaded(api: Api) -> None:
+    admin = api.staff("admin")
+    policy = api.client.put(
+        "/v1/admin/deadline-policies", headers=admin, json={"step": "verification", "days": 200, "count": "working"}
+    )
+    assert policy.status_code == 200, policy.text
+    case_id = _case(api, "longcase")
+    api.accept_and_assign(case_id)
+    view = api.client.get(f"/v1/staff/cases/{case_id}", headers=api.staff("dispatcher")).json()
+    verification = next(d for d in view["deadlines"] if d["step"] == "verification")
+    assert verification["count"] == "working" and verification["provisional"] is True  # 200 working days reach 2027
+    year = {"year": 2027, "holidays": ["2027-01-01", "2027-02-08", "2027-02-09", "2027-02-10"], "workdays": []}
+    loaded = api.client.post("/v1/admin/calendar-years", headers=admin, json=year)
+    assert loaded.status_code == 200, loaded.text
+    assert loaded.json()["recomputed_deadlines"] >= 1
+    after = api.client.get(f"/v1/staff/cases/{case_id}", headers=api.staff("dispatcher")).json()
+    recomputed = next(d for d in after["deadlines"] if d["step"] == "verification")
+    assert recomputed["provisional"] is False and recomputed["due_at"] > verification["due_at"]
+    bad = api.client.post(
+        "/v1/admin/calendar-years", headers=admin, json={"year": 2028, "holidays": ["2027-05-01"], "workdays": []}
+    )
+    assert bad.status_code == 422
+
+
+def test_identity_is_masked_revealed_only_with_a_reason_and_every_reveal_is_audited(api: Api) -> None:
+    operator = api.staff("hotline")
+    upload = api.upload_id(operator, data=small_jpeg(7))
+    filed = api.submit(operator, [upload], channel="hotline", caller={"name": "张三丰", "phone": "13812345678"})
+    case_id = filed.json()["id"]
+    anonymous = _case(api, "anon", hide_identity=True)
+    dispatcher, auditor, inspector = api.staff("dispatcher"), api.staff("auditor"), api.staff("inspector")
+    view = api.client.get(f"/v1/staff/cases/{case_id}", headers=dispatcher).json()
+    assert view["contact"] == {"anonymous": False, "channel_account": False, "name": "张**", "phone": "138****5678"}
+    assert "13812345678" not in str(view)
+    revealed = api.client.post(
+        f"/v1/staff/cases/{case_id}/reveal-identity", headers=auditor, json={"reason": "发放奖励需核对身份"}
+    )
+    assert revealed.status_code == 200 and revealed.json()["phone"] == "13812345678"
+    refused = api.client.post(
+        f"/v1/staff/cases/{anonymous}/reveal-identity", headers=dispatcher, json={"reason": "想联系举报人"}
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "identity_hidden_by_reporter"
+    api.accept_and_assign(case_id)
+    assert (
+        api.client.post(
+            f"/v1/staff/cases/{case_id}/reveal-identity", headers=inspector, json={"reason": "看看"}
+        ).status_code
+        == 403
+    )
+    log = api.client.get(
+        "/v1/admin/audit-log", headers=api.staff("admin"), params={"action": "reveal_identity"}
+    ).json()["items"]
+    assert {(e["target_id"], e["reason"]) for e in log} == {
+        (case_id, "发放奖励需核对身份"),
+        (anonymous, "想联系举报人"),
+    }
+    actions = api.client.get("/v1/admin/audit-log", headers=api.staff("admin"), params={"target": case_id}).json()
+    assert {"accept", "assign", "reveal_identity"} <= {e["action"] for e in actions["items"]}
+    assert api.client.get("/v1/admin/audit-log", headers=dispatcher).status_code == 403
