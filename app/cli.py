@@ -5,6 +5,7 @@ create-staff     create a staff account (the password is read from a prompt or t
 seed-demo        demo departments and staff accounts (development only)
 cleanup          remove unattached uploads after 24 h, orphaned objects and expired idempotency records
 openapi          write openapi.yaml
+worker           the background work of production: outbox messages, deadline escalations, cleanup (until SIGTERM)
 import-jurisdictions FILE...   import GeoJSON boundaries (all files in one transaction: all or nothing)
 import-atlas DIR               import a whole atlas folder laid out like ../shared/data/geo/china-counties
 create-department              add a department
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     staff.add_argument("--password-env", help="name of an environment variable holding the password")
     commands.add_parser("seed-demo")
     commands.add_parser("cleanup")
+    commands.add_parser("worker")
     openapi = commands.add_parser("openapi")
     openapi.add_argument("--out", default="openapi.yaml")
     importer = commands.add_parser("import-jurisdictions")
@@ -97,6 +99,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "cleanup":
         asyncio.run(_cleanup(settings))
+        return 0
+    if args.command == "worker":
+        asyncio.run(_worker(settings))
         return 0
     asyncio.run(_reference_command(settings, args))
     return 0
@@ -178,6 +183,34 @@ async def _seed_demo(settings: Settings) -> None:
     for member in staff:
         print(f"  {member.username:<15} {member.password:<22} {ROLE_NAMES[member.role]}")
     print("举报人登录：POST /v1/auth/wechat/login，code 填 dev:<任意名字>，例如 dev:alice")
+
+
+async def _worker(settings: Settings) -> None:
+    """Several may run at once, beside API processes: each job is safe with concurrent runners."""
+    import signal
+
+    from app.core.logging import configure_logging
+    from app.intake import maintenance
+    from app.notifications.worker import run_worker
+    from app.workflow import escalation
+
+    configure_logging(settings.log_level)
+    context = build_context(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    periodic = [
+        asyncio.create_task(escalation.run_periodically(context)),
+        asyncio.create_task(maintenance.run_periodically(context)),
+    ]
+    try:
+        await run_worker(context, stop=stop)
+    finally:
+        for task in periodic:
+            task.cancel()
+        await asyncio.gather(*periodic, return_exceptions=True)
+        await close_context(context)
 
 
 async def _cleanup(settings: Settings) -> None:

@@ -20,6 +20,7 @@ from app.identity.router import router as identity_router
 from app.intake import maintenance
 from app.intake.router import router as intake_router
 from app.notifications import worker as outbox_worker
+from app.notifications.router import router as notifications_router
 from app.routing import reference as routing_reference
 from app.routing.router import router as routing_router
 from app.storage.router import router as media_router
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(workflow_router)
     app.include_router(workflow_reporter_router)
     app.include_router(workflow_admin_router)
+    app.include_router(notifications_router)
     app.include_router(media_router)
     _add_health_routes(app)
     return app

@@ -45,6 +45,7 @@ from app.intake.schemas import (
     ReportSubmission,
     ReportSummary,
 )
+from app.intake.status import reporter_label
 from app.intake.uploads import CHINA_TZ
 from app.routing import service as routing_service
 
@@ -53,14 +54,9 @@ QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read o
 QUERY_CODE_LENGTH = 8
 QUERY_CODE_PURPOSE = "query_code"
 
-# What the reporter sees of each state. The case workflow adds the states after acceptance.
-REPORTER_STATUS_LABELS = {"submitted": "已提交，待受理"}
-
 
 def reporter_status(state: str, department_name: str | None = None) -> ReportStatus:
-    if state == "submitted" and department_name:
-        return ReportStatus(code=state, label=f"已转至 {department_name} 核查")
-    return ReportStatus(code=state, label=REPORTER_STATUS_LABELS.get(state, "办理中"))
+    return ReportStatus(code=state, label=reporter_label(state, department_name))
 
 
 async def submit_report(

@@ -48,7 +48,7 @@ import contextlib
 import logging
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,7 +102,7 @@ class _Claim:
     values: dict[str, str]
     attempts: int
     openid_encrypted: str
-    lease_until: datetime = field(compare=False)
+    lease_until: datetime
 
 
 def send_deadline(context: AppContext) -> timedelta:

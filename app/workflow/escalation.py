@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from sqlalchemy import select
 
 from app.core.context import AppContext
@@ -12,6 +15,7 @@ from app.workflow.models import CaseEvent
 from app.workflow.transitions import OPEN
 
 BATCH = 200
+log = logging.getLogger(__name__)
 
 
 async def escalate_overdue(context: AppContext) -> int:
@@ -61,10 +65,6 @@ PERIOD_SECONDS = 60.0
 
 
 async def run_periodically(context: AppContext, period: float = PERIOD_SECONDS) -> None:
-    import asyncio
-    import logging
-
-    log = logging.getLogger(__name__)
     while True:
         try:
             count = await escalate_overdue(context)

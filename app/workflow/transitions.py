@@ -34,6 +34,7 @@ from typing import Any, Final, Literal
 
 from app.core.errors import Conflict, Forbidden, InvalidInput
 from app.identity.roles import DEPARTMENT_ROLES, ROLE_NAMES, Role
+from app.intake.status import REPORTER_LABELS as INTAKE_LABELS
 from app.workflow.errors import CaseNotFound
 
 
@@ -323,19 +324,7 @@ PARTIES: Mapping[Command, frozenset[Party]] = {
     command: frozenset(party for t in rows for party in t.parties) for command, rows in ROWS.items()
 }
 
-REPORTER_LABELS: Mapping[CaseState, str] = {
-    CaseState.SUBMITTED: "已提交，待受理",
-    CaseState.ACCEPTED: "已受理",
-    CaseState.ASSIGNED: "已转办",
-    CaseState.VERIFYING: "核查中",
-    CaseState.VERIFIED_TRUE: "整改中",
-    CaseState.RECTIFYING: "整改中",
-    CaseState.RECTIFIED: "整改中",
-    CaseState.VERIFIED_FALSE: "已办结（经核查不属实）",
-    CaseState.CLOSED: "已办结",
-    CaseState.REJECTED: "不予受理",
-    CaseState.MERGED: "已合并办理",
-}
+REPORTER_LABELS: Mapping[CaseState, str] = {state: INTAKE_LABELS[state.value] for state in CaseState}
 
 STATE_NAMES: Mapping[CaseState, str] = {  # for staff, in refusals
     CaseState.SUBMITTED: "待受理",
