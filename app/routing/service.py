@@ -98,6 +98,32 @@ async def route(
     )
 
 
+async def record_manual(
+    session: AsyncSession,
+    *,
+    report_id: uuid.UUID,
+    category_code: str,
+    reason: RoutingReason,
+    explanation: str,
+    department: Department | None,
+    kind: str,
+    actor_staff_id: uuid.UUID,
+    note: str | None,
+) -> RoutingOutcome:
+    """A decision made by a person (re-route, assignment to another department, hand-back), on the record."""
+    outcome = RoutingOutcome(
+        category_code=category_code,
+        reason=reason,
+        explanation=explanation,
+        department_id=department.id if department else None,
+        department_name=department.name if department else None,
+        rule_id=None,
+        reference_version=await current_version(session),
+    )
+    session.add(decision_row(report_id, outcome, kind, actor_staff_id, note))
+    return outcome
+
+
 def decision_row(
     report_id: uuid.UUID,
     outcome: RoutingOutcome,

@@ -212,16 +212,17 @@ async def assign(
         payload={"department_id": str(department.id), "department_name": department.name},
     )
     if report.department_id != department.id:
-        outcome = routing_service.RoutingOutcome(
+        await routing_service.record_manual(
+            session,
+            report_id=report.id,
             category_code=report.category_code,
             reason=RoutingReason.MANUAL,
             explanation=f"受理员转办 {department.name}" + (f"：{note}" if note else ""),
-            department_id=department.id,
-            department_name=department.name,
-            rule_id=None,
-            reference_version=await routing_service.current_version(session),
+            department=department,
+            kind="reroute",
+            actor_staff_id=staff.staff_id,
+            note=note,
         )
-        session.add(routing_service.decision_row(report.id, outcome, "reroute", staff.staff_id, note))
     report.department_id = department.id
     return event
 
@@ -250,16 +251,17 @@ async def return_case(session: AsyncSession, report: Report, staff: StaffPrincip
     department = await session.get(Department, report.department_id) if report.department_id else None
     event = await execute(session, report, staff_actor(staff), Command.RETURN_CASE, note=reason)
     name = department.name if department else "承办部门"
-    outcome = routing_service.RoutingOutcome(
+    await routing_service.record_manual(
+        session,
+        report_id=report.id,
         category_code=report.category_code,
         reason=RoutingReason.HANDED_BACK,
         explanation=f"{name} 退回安委办：{reason}",
-        department_id=None,
-        department_name=None,
-        rule_id=None,
-        reference_version=await routing_service.current_version(session),
+        department=None,
+        kind="hand_back",
+        actor_staff_id=staff.staff_id,
+        note=reason,
     )
-    session.add(routing_service.decision_row(report.id, outcome, "hand_back", staff.staff_id, reason))
     report.department_id, report.assignee_id = None, None
     return event
 

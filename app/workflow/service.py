@@ -177,34 +177,29 @@ async def reroute(
             raise UnknownCategory(field="category")
         report.category_code = body.category
     if body.department_code is not None:
-        outcome = await _manual_outcome(session, report, body.department_code, body.reason)
+        department = await session.scalar(
+            select(Department).where(Department.code == body.department_code, Department.is_active)
+        )
+        if department is None:
+            raise UnknownDepartment(field="department_code")
+        outcome = await routing_service.record_manual(
+            session,
+            report_id=report.id,
+            category_code=report.category_code,
+            reason=RoutingReason.MANUAL,
+            explanation=f"安委办改派至 {department.name}：{body.reason}",
+            department=department,
+            kind="reroute",
+            actor_staff_id=staff.staff_id,
+            note=body.reason,
+        )
     else:
         outcome = await routing_service.route(
             session, context, report.category_code, report.longitude, report.latitude, Datum(report.datum)
         )
+        session.add(routing_service.decision_row(report.id, outcome, "reroute", staff.staff_id, body.reason))
     report.department_id = outcome.department_id
-    session.add(routing_service.decision_row(report.id, outcome, "reroute", staff.staff_id, body.reason))
     await session.flush()
-
-
-async def _manual_outcome(
-    session: AsyncSession, report: Report, department_code: str, reason: str
-) -> routing_service.RoutingOutcome:
-    department = await session.scalar(
-        select(Department).where(Department.code == department_code, Department.is_active)
-    )
-    if department is None:
-        raise UnknownDepartment(field="department_code")
-    version = await routing_service.current_version(session)
-    return routing_service.RoutingOutcome(
-        category_code=report.category_code,
-        reason=RoutingReason.MANUAL,
-        explanation=f"安委办改派至 {department.name}：{reason}",
-        department_id=department.id,
-        department_name=department.name,
-        rule_id=None,
-        reference_version=version,
-    )
 
 
 async def deadline_views(session: AsyncSession, report_id: uuid.UUID) -> list[DeadlineView]:
