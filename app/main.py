@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 API_TITLE = "随手拍 安全隐患举报 API"
 API_VERSION = "0.1.0"
+SENDER_SHUTDOWN_SECONDS = 25.0
 
 
 class NotReady(ServiceUnavailable):
@@ -51,16 +52,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.storage = context.storage  # the media route serves local-disk objects from here
         await _prepare_storage(context)
         tasks = [asyncio.create_task(_warm_routing(context))]
+        stop_sending = asyncio.Event()
+        sender = None
         if settings.embedded_worker:
             # The embedded mode: the outbox, the deadline escalations and the cleanup run in the API process.
+            sender = asyncio.create_task(outbox_worker.run_worker(context, stop=stop_sending))
             tasks += [
                 asyncio.create_task(maintenance.run_periodically(context)),
-                asyncio.create_task(outbox_worker.run_worker(context)),
                 asyncio.create_task(escalation.run_periodically(context)),
             ]
         try:
             yield
         finally:
+            if sender is not None:
+                # Let sends in flight finish and be recorded: a cancelled send could go out twice after its lease.
+                stop_sending.set()
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(sender, SENDER_SHUTDOWN_SECONDS)
             for task in tasks:
                 task.cancel()
             for task in tasks:

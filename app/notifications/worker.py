@@ -9,9 +9,9 @@ One pass (:func:`drain_once`) is three steps, and no transaction is open while W
    for the first time takes one opt-in of its reporter and template in the same transaction
    (``available = available - 1 WHERE available > 0``); with none left it becomes ``no_opt_in`` and is never sent.
 2. **Send** each claimed message, a few at a time, each within a deadline well inside the lease.
-3. **Record** each result in its own short transaction, as soon as it is known: ``sent``; ``refused`` (43101,
-   and the opt-in count is set to 0, WeChat having told us it is); ``failed`` (WeChat refused the message
-   itself, or :data:`MAX_ATTEMPTS` claims were used); or back to ``pending`` after
+3. **Record** each result as soon as it is known, in one short transaction with any that came in meanwhile:
+   ``sent``; ``refused`` (43101, and the opt-in count is set to 0, WeChat having told us it is); ``failed``
+   (WeChat refused the message itself, or :data:`MAX_ATTEMPTS` claims were used); or back to ``pending`` after
    :func:`~app.notifications.wechat.backoff_seconds`. The record applies only while the row is still ``sending``
    with the ``attempts`` this worker claimed it at (the fencing token), so a worker that lost its lease cannot
    overwrite the record of the worker that took the message over.
@@ -24,14 +24,16 @@ message reclaimed after a crash cannot take a second one.
 Exactly once, and the window where it is at least once
 -------------------------------------------------------
 A message is sent by at most one worker at a time (the claim) and never after its result is recorded. The one
-window where a message can go out twice is between WeChat accepting it and the commit of ``sent``: if the
-process dies there (kill -9, power loss, a pause longer than the rest of the lease), the row stays ``sending``,
-its lease expires and another worker sends it again. The window is kept small: each result is recorded right
-after its own send (not after the whole batch), and a failed record is retried for a few seconds. The same
-ambiguity exists, and cannot be removed, when WeChat's answer is lost (a timeout after the request reached it):
-the sender calls that ``RETRY_LATER`` and we retry, because WeChat's send API takes no idempotency key. In both
-cases WeChat's own count of the user's subscriptions bounds the harm: a duplicate spends a subscription the user
-granted, or is refused with 43101; the user never gets more messages than they opted in to.
+window where a message can go out twice runs from the moment WeChat receives the send request to the commit of
+its result: if the worker dies in it (kill -9, power loss, a pause longer than the rest of the lease), the row
+stays ``sending``, its lease ends and another worker sends the message again, though WeChat may have delivered
+it already. The window is one WeChat round trip plus one short transaction: each result is recorded as soon as
+it is known (not after the whole batch), and a failed record is retried for a few seconds. The kill test in
+``tests/api/notifications/test_many_processes.py`` shows it: the sends a killed worker had in flight are
+delivered again after its lease; nothing else is. The same ambiguity exists, and cannot be removed, when
+WeChat's answer is lost (a timeout after the request reached it): the sender calls that ``RETRY_LATER`` and we
+retry, because WeChat's send API takes no idempotency key. In both cases WeChat's own count of the user's
+subscriptions bounds the harm: a duplicate spends a subscription the user granted, or is refused with 43101.
 
 The lease is never outlived by a send that started inside it: a message is only sent if the lease has at least
 :func:`send_deadline` left, and every send is cut off at that deadline. Lease times come from each worker's
@@ -74,6 +76,8 @@ RECORD_BUDGET = timedelta(seconds=10)
 # Below this a lease would leave too little room for the hosts' clocks to disagree.
 MIN_LEASE = timedelta(seconds=30)
 _LAST_ERROR_MAX = 300
+# These sessions load no objects, so the ORM need not look for any to keep in step with an UPDATE.
+_NO_SYNC = {"synchronize_session": False}
 _CACHE_KEY = "notifications"
 
 
@@ -135,16 +139,25 @@ async def drain_once(context: AppContext) -> DrainResult:
         return result
     sender = _sender(context)
     slots = asyncio.Semaphore(SEND_CONCURRENCY)
+    outcomes: asyncio.Queue[tuple[_Claim, SendResult]] = asyncio.Queue()
 
     async def deliver(claim: _Claim) -> None:
         async with slots:
             outcome = await _send(context, sender, claim)
-        await _record(context, claim, outcome, result)
+        outcomes.put_nowait((claim, outcome))
 
-    # gather, not a TaskGroup: one failing record must not cancel the sends still in flight.
-    for failure in await asyncio.gather(*(deliver(claim) for claim in claims), return_exceptions=True):
-        if isinstance(failure, BaseException):
-            log.error("outbox result not recorded", exc_info=failure)
+    sending = asyncio.gather(*(deliver(claim) for claim in claims))
+    # Each result is recorded as soon as the record before it is done: those that came in meanwhile go together
+    # in one transaction. The window between a send and its record stays one short transaction long, and a
+    # busy worker needs far fewer transactions than messages.
+    unrecorded = len(claims)
+    while unrecorded:
+        ready = [await outcomes.get()]
+        while not outcomes.empty():
+            ready.append(outcomes.get_nowait())
+        unrecorded -= len(ready)
+        await _record(context, ready, result)
+    await sending
     log.info("outbox drained", extra=result.__dict__)
     return result
 
@@ -210,7 +223,8 @@ async def _claim(context: AppContext, result: DrainResult) -> list[_Claim]:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_([row.id for row in claimed]))
-                .values(status=OutboxStatus.SENDING, claimed_until=lease_until, attempts=OutboxMessage.attempts + 1)
+                .values(status=OutboxStatus.SENDING, claimed_until=lease_until, attempts=OutboxMessage.attempts + 1),
+                execution_options=_NO_SYNC,
             )
     result.due, result.claimed = len(rows), len(claimed)
     result.failed += len(exhausted)
@@ -238,7 +252,8 @@ async def _take_opt_in(session: AsyncSession, row: Any, now: datetime) -> bool:
             SubscriptionOptIn.template_key == row.template_key,
             SubscriptionOptIn.available > 0,
         )
-        .values(available=SubscriptionOptIn.available - 1, updated_at=now)
+        .values(available=SubscriptionOptIn.available - 1, updated_at=now),
+        execution_options=_NO_SYNC,
     )
     return bool(taken.rowcount)  # type: ignore[attr-defined]
 
@@ -248,7 +263,8 @@ async def _close(session: AsyncSession, ids: list[uuid.UUID], status: OutboxStat
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids))
-            .values(status=status, claimed_until=None, last_error=reason)
+            .values(status=status, claimed_until=None, last_error=reason),
+            execution_options=_NO_SYNC,
         )
 
 
@@ -272,31 +288,39 @@ async def _send(context: AppContext, sender: WeChatMessageSender, claim: _Claim)
             return await sender.send(openid, template_id, claim.page, claim.values)
     except TimeoutError:
         return SendResult(SendStatus.RETRY_LATER, detail=f"send took over {deadline.total_seconds():.0f} s")
+    except Exception as exc:
+        # The sender answers for everything WeChat and the network do; this is a bug, and must not strand the
+        # message in "sending" until its lease ends.
+        log.exception("sending an outbox message failed unexpectedly")
+        return SendResult(SendStatus.RETRY_LATER, detail=f"unexpected {type(exc).__name__}")
 
 
 # --- 3. record -----------------------------------------------------------------------------------------------
 
 
-async def _record(context: AppContext, claim: _Claim, outcome: SendResult, result: DrainResult) -> None:
+async def _record(context: AppContext, ready: list[tuple[_Claim, SendResult]], result: DrainResult) -> None:
+    """Record results in one transaction, retried a few times; if the database stays away, the leases of these
+    messages bring them back (and those already delivered may be sent again: the documented window)."""
     for attempt in range(1, RECORD_TRIES + 1):
         try:
-            status = await _record_once(context, claim, outcome)
+            async with unit_of_work(context.sessions) as session:
+                statuses = [await _record_one(session, claim, outcome) for claim, outcome in ready]
         except DBAPIError:
             if attempt == RECORD_TRIES:
-                result.unrecorded += 1
-                raise
-            log.warning("recording an outbox result failed; trying again", exc_info=True)
+                log.exception("outbox results not recorded; their leases will bring them back")
+                result.unrecorded += len(ready)
+                return
+            log.warning("recording outbox results failed; trying again", exc_info=True)
             await asyncio.sleep(2 ** (attempt - 1))
             continue
-        if status is None:
-            result.lease_lost += 1
-        else:
+        for status in statuses:
             counter = _COUNTERS[status]
             setattr(result, counter, getattr(result, counter) + 1)
         return
 
 
 _COUNTERS = {
+    None: "lease_lost",
     OutboxStatus.SENT: "sent",
     OutboxStatus.REFUSED: "refused",
     OutboxStatus.PENDING: "retrying",
@@ -304,7 +328,7 @@ _COUNTERS = {
 }
 
 
-async def _record_once(context: AppContext, claim: _Claim, outcome: SendResult) -> OutboxStatus | None:
+async def _record_one(session: AsyncSession, claim: _Claim, outcome: SendResult) -> OutboxStatus | None:
     """Record one result; None when the message is no longer this worker's to record."""
     now = utcnow()
     error = (f"{outcome.errcode} " if outcome.errcode else "") + outcome.detail
@@ -321,26 +345,27 @@ async def _record_once(context: AppContext, claim: _Claim, outcome: SendResult) 
     else:
         # Nothing was delivered, so the opt-in the message held is the user's again.
         status, opt_in = OutboxStatus.FAILED, {"available": SubscriptionOptIn.available + 1}
-    async with unit_of_work(context.sessions) as session:
-        recorded = await session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == claim.id,
-                OutboxMessage.status == OutboxStatus.SENDING,
-                OutboxMessage.attempts == claim.attempts,
-            )
-            .values(status=status, **changes)
+    recorded = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == claim.id,
+            OutboxMessage.status == OutboxStatus.SENDING,
+            OutboxMessage.attempts == claim.attempts,
         )
-        if not recorded.rowcount:  # type: ignore[attr-defined]
-            log.warning("outbox lease lost before the result was recorded", extra={"message_id": str(claim.id)})
-            return None
-        if opt_in is not None:
-            await session.execute(
-                update(SubscriptionOptIn)
-                .where(
-                    SubscriptionOptIn.reporter_id == claim.reporter_id,
-                    SubscriptionOptIn.template_key == claim.template_key,
-                )
-                .values(updated_at=now, **opt_in)
+        .values(status=status, **changes),
+        execution_options=_NO_SYNC,
+    )
+    if not recorded.rowcount:  # type: ignore[attr-defined]
+        log.warning("outbox lease lost before the result was recorded", extra={"message_id": str(claim.id)})
+        return None
+    if opt_in is not None:
+        await session.execute(
+            update(SubscriptionOptIn)
+            .where(
+                SubscriptionOptIn.reporter_id == claim.reporter_id,
+                SubscriptionOptIn.template_key == claim.template_key,
             )
+            .values(updated_at=now, **opt_in),
+            execution_options=_NO_SYNC,
+        )
     return status

@@ -33,20 +33,23 @@ def wechat() -> Iterator[tuple[str, Any]]:
 
 @pytest.fixture
 def messaging_api(settings: Settings, wechat: tuple[str, Any]) -> Iterator[Api]:
-    configured = settings.model_copy(update={"wechat": settings.wechat.model_copy(
-        update={"api_base": wechat[0], "templates": TEMPLATES})})
+    configured = settings.model_copy(
+        update={"wechat": settings.wechat.model_copy(update={"api_base": wechat[0], "templates": TEMPLATES})}
+    )
     with TestClient(create_app(configured)) as client:
         yield Api(client)
 
 
-def test_an_accepted_case_sends_one_message_to_a_subscribed_reporter(messaging_api: Api,
-                                                                     wechat: tuple[str, Any]) -> None:
+def test_an_accepted_case_sends_one_message_to_a_subscribed_reporter(
+    messaging_api: Api, wechat: tuple[str, Any]
+) -> None:
     api, fake = messaging_api, wechat[1]
     reporter = api.reporter("alice")
     templates = api.client.get("/v1/me/subscriptions/templates").json()
     assert templates["accepted"] == "tmpl-status"
-    counts = api.client.post("/v1/me/subscriptions", headers=reporter,
-                             json={"asked": ["accepted", "result"], "accepted": ["accepted"]})
+    counts = api.client.post(
+        "/v1/me/subscriptions", headers=reporter, json={"asked": ["accepted", "result"], "accepted": ["accepted"]}
+    )
     assert counts.status_code == 200, counts.text
     assert counts.json()["available"] == {"accepted": 1, "result": 0}
     unknown = api.client.post("/v1/me/subscriptions", headers=reporter, json={"asked": ["spam"], "accepted": []})
