@@ -105,6 +105,14 @@ async def load_year(session: AsyncSession, schedule: YearSchedule, actor: str) -
     row.holidays = sorted(d.isoformat() for d in schedule.holidays)
     row.workdays = sorted(d.isoformat() for d in schedule.workdays)
     row.loaded_by, row.loaded_at = actor, utcnow()
+    audit.record(
+        session,
+        actor_id=actor,
+        actor_role="admin",
+        action="load_calendar_year",
+        target_type="calendar",
+        target_id=str(schedule.year),
+    )
     await session.flush()
     calendar = await working_calendar(session)
     changed = 0

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.errors import UnknownCategory, UnknownDepartment
 from app.catalog.models import Category, Department
+from app.core import audit
 from app.core.context import AppContext
 from app.core.db import utcnow
 from app.geo.datum import Datum
@@ -216,6 +217,15 @@ async def _new_version(session: AsyncSession, kind: str, summary: str, actor: st
             )
     except IntegrityError as exc:
         raise ReferenceChangedConcurrently() from exc
+    audit.record(
+        session,
+        actor_id=actor,
+        actor_role=None,
+        action=f"reference_{kind}",
+        target_type="reference",
+        target_id=str(version),
+        detail={"summary": summary[:500]},
+    )
     return version
 
 

@@ -46,6 +46,9 @@ class CaseView(BaseModel):
     reporter_is_employee: bool | None = None
     flags: list[dict[str, Any]] | None = None
     duplicates: list[DuplicateView] | None = None
+    merge_group: list[GroupMember] | None = Field(
+        default=None, description="合并组（主案件及合并进来的举报），按提交时间排序；第一个为首报人"
+    )
     contact: MaskedContact | None = None
 
 
@@ -255,6 +258,14 @@ class DuplicateView(BaseModel):
     same_photo: bool
     similar_photo: bool
     submitted_at: datetime
+
+
+class GroupMember(BaseModel):
+    case_id: uuid.UUID
+    number: str
+    submitted_at: datetime
+    primary: bool
+    first_reporter: bool = Field(description="最先提交：奖励只给首报人")
 
 
 class MaskedContact(BaseModel):

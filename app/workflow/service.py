@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.errors import UnknownCategory, UnknownDepartment
 from app.catalog.models import Category, Department
+from app.core import audit
 from app.core.audit import AuditEntry
 from app.core.context import AppContext
 from app.core.db import utcnow
@@ -42,6 +43,7 @@ from app.workflow.schemas import (
     DepartmentRef,
     DuplicateView,
     EventView,
+    GroupMember,
     MaskedContact,
     QueueFilter,
     QueueItem,
@@ -126,6 +128,7 @@ async def case_view(session: AsyncSession, context: AppContext, staff: StaffPrin
         reporter_is_employee=report.reporter_is_employee if dispatcher_view else None,
         flags=list(report.flags) if dispatcher_view else None,
         duplicates=await _duplicates(session, report.id) if dispatcher_view else None,
+        merge_group=await merge_group(session, report) if dispatcher_view else None,
         contact=await _masked_contact(session, context, report) if dispatcher_view else None,
     )
 
@@ -199,6 +202,16 @@ async def reroute(
         )
         session.add(routing_service.decision_row(report.id, outcome, "reroute", staff.staff_id, body.reason))
     report.department_id = outcome.department_id
+    audit.record(
+        session,
+        actor_id=staff.key,
+        actor_role=staff.role.value,
+        action="reroute",
+        target_type="case",
+        target_id=str(report.id),
+        reason=body.reason,
+        detail={"category": report.category_code, "department_id": str(outcome.department_id)},
+    )
     await session.flush()
 
 
@@ -284,6 +297,26 @@ async def _duplicates(session: AsyncSession, report_id: uuid.UUID) -> list[Dupli
             submitted_at=r.created_at,
         )
         for d, r in rows
+    ]
+
+
+async def merge_group(session: AsyncSession, report: Report) -> list[GroupMember]:
+    """The primary and every report merged into it, earliest first: the earliest is the group's first reporter."""
+    primary_id = report.merged_into_id or report.id
+    rows = (
+        await session.execute(
+            select(Report.id, Report.number, Report.created_at)
+            .where(or_(Report.id == primary_id, Report.merged_into_id == primary_id))
+            .order_by(Report.created_at, Report.id)
+        )
+    ).all()
+    if len(rows) < 2:
+        return []
+    return [
+        GroupMember(
+            case_id=case_id, number=number, submitted_at=at, primary=case_id == primary_id, first_reporter=index == 0
+        )
+        for index, (case_id, number, at) in enumerate(rows)
     ]
 
 

@@ -189,6 +189,11 @@ def test_duplicates_are_found_and_merged(api: Api) -> None:
     assert view["duplicates"][0]["distance_m"] == 0
     assert any(f["code"] == "possible_duplicate" for f in view["flags"])
     _ok(api.command(dispatcher, second, "merge", {"primary_id": first, "note": "同一储罐区"}))
+    group = api.client.get(f"/v1/staff/cases/{first}", headers=dispatcher).json()["merge_group"]
+    assert [(m["case_id"], m["primary"], m["first_reporter"]) for m in group] == [
+        (first, True, True),
+        (second, False, False),
+    ]
     timeline = api.client.get(f"/v1/me/reports/{second}/timeline", headers=second_reporter).json()
     assert timeline[-1]["label"] == "已合并办理"
     _error(api.command(dispatcher, first, "merge", {"primary_id": second}), 409, "primary_not_open")
