@@ -39,6 +39,7 @@ import math
 import multiprocessing
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -68,6 +69,18 @@ LOCATION = {"longitude": 113.405, "latitude": 24.186, "datum": "gcj02", "accurac
 PHOTO_LONGITUDE, PHOTO_LATITUDE = 113.4000, 24.1890
 DESCRIPTION = "饭店后厨液化气瓶放在灶台旁边，软管老化"
 CATEGORY = "gas"
+# Reports land at random within ~15 km of the county seat, as real ones do; all on one spot would make every report
+# a duplicate candidate of every other (a worst case the duplicate search caps, not the case to measure).
+SPREAD_DEGREES = 0.15
+
+
+def _spread(location: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **location,
+        "longitude": location["longitude"] + random.uniform(-SPREAD_DEGREES, SPREAD_DEGREES),
+        "latitude": location["latitude"] + random.uniform(-SPREAD_DEGREES, SPREAD_DEGREES),
+    }
+
 
 SERVER_START_SECONDS = 60
 LOGIN_SECONDS = 60
@@ -143,7 +156,7 @@ async def _run_load(conn: Any, spec: LoadSpec) -> dict[str, Any]:
                     "category": CATEGORY,
                     "hazard_kind": "accident_hazard",
                     "description": DESCRIPTION,
-                    "location": LOCATION,
+                    "location": _spread(LOCATION),
                     "observed_at": "2026-11-20T09:30:00+08:00",
                     "upload_ids": groups.pop(),
                 }

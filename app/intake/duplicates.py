@@ -19,6 +19,10 @@ from app.intake.evidence import haversine_m
 from app.intake.models import DuplicateCandidate, Report, Upload
 
 FINISHED_STATES = ("closed", "rejected", "merged")
+# A dispatcher reads a handful of candidates, not hundreds: where many reports pile up on one spot (a fire seen by a
+# whole street) the most telling are kept: same photo first, then similar photo, then the nearest.
+MAX_CANDIDATES = 20
+MAX_NEARBY_ROWS = 200
 METRES_PER_DEGREE = 111_320.0
 
 
@@ -55,7 +59,7 @@ async def find_candidates(
     numbers: dict[uuid.UUID, str] = {}
     for found in (nearby, same, similar):
         numbers.update({report_id: number for report_id, (number, _) in found.items()})
-    return [
+    found = [
         Candidate(
             report_id,
             numbers[report_id],
@@ -63,8 +67,10 @@ async def find_candidates(
             report_id in same,
             report_id in similar,
         )
-        for report_id in sorted(numbers, key=lambda r: numbers[r])
+        for report_id in numbers
     ]
+    found.sort(key=lambda c: (not c.same_photo, not c.similar_photo, c.distance_m or 0.0, c.number))
+    return sorted(found[:MAX_CANDIDATES], key=lambda c: c.number)
 
 
 async def _nearby(
@@ -80,13 +86,16 @@ async def _nearby(
     dlon = radius / (METRES_PER_DEGREE * max(math.cos(math.radians(latitude)), 0.01))
     rows = (
         await session.execute(
-            select(Report.id, Report.number, Report.wgs84_longitude, Report.wgs84_latitude).where(
+            select(Report.id, Report.number, Report.wgs84_longitude, Report.wgs84_latitude)
+            .where(
                 Report.category_code == category_code,
                 Report.created_at >= since,
                 Report.state.not_in(FINISHED_STATES),
                 Report.wgs84_longitude.between(longitude - dlon, longitude + dlon),
                 Report.wgs84_latitude.between(latitude - dlat, latitude + dlat),
             )
+            .order_by(Report.created_at.desc())
+            .limit(MAX_NEARBY_ROWS)
         )
     ).all()
     found: dict[uuid.UUID, tuple[str, float]] = {}
