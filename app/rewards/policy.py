@@ -1162,18 +1162,23 @@ def _parse_date(value: Any, name: str) -> date:
         raise InvalidRewardPolicy(problem, field=name) from None
 
 
+def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
+    try:
+        return cls(**values)
+    except TypeError as error:  # a required key is missing
+        missing = re.findall(r"'(\w+)'", str(error))
+        raise InvalidRewardPolicy(
+            f"{where or '奖励政策'} 缺少必填字段：{'、'.join(missing)}", field=where or None
+        ) from None
+
+
 def _parse_rule(data: Any, where: str) -> RewardRule:
     if not isinstance(data, Mapping) or "mode" not in data:
         raise InvalidRewardPolicy(f"{where} 必须是带 mode 的 JSON 对象", field=where)
     mode = _enum(InvalidRewardPolicy, RuleMode, data["mode"], f"{where}.mode")
     values = dict(_object(data, where, _RULE_KEYS[mode]))
     del values["mode"]
-    if "excluded_categories" in values:
-        values["excluded_categories"] = _categories(values["excluded_categories"], f"{where}.excluded_categories")
-    try:
-        return _RULE_CLASSES[mode](**values)
-    except TypeError as error:  # a required key is missing
-        raise InvalidRewardPolicy(f"{where} 缺少必填字段：{error}", field=where) from None
+    return _build(_RULE_CLASSES[mode], values, where)
 
 
 def parse_policy(data: Mapping[str, Any]) -> RewardPolicy:
@@ -1181,13 +1186,10 @@ def parse_policy(data: Mapping[str, Any]) -> RewardPolicy:
     such as ``"per_report_cap"`` cannot silently load a policy without a cap. Errors are
     :class:`InvalidRewardPolicy` naming the field."""
     values = dict(_object(data, "", _POLICY_KEYS))
-    for key in ("code", "name", "version", "effective_from", "rules"):
-        if key not in values:
-            raise InvalidRewardPolicy(f"奖励政策缺少字段 {key}", field=key)
-    values["effective_from"] = _parse_date(values["effective_from"], "effective_from")
+    values["effective_from"] = _parse_date(values.get("effective_from"), "effective_from")
     if values.get("effective_to") is not None:
         values["effective_to"] = _parse_date(values["effective_to"], "effective_to")
-    rules = values["rules"]
+    rules = values.get("rules")
     if not isinstance(rules, Mapping):
         raise InvalidRewardPolicy("rules 必须是 举报类别 → 规则 的对象", field="rules")
     values["rules"] = {kind: _parse_rule(rule, f"rules.{kind}") for kind, rule in rules.items()}
@@ -1195,21 +1197,16 @@ def parse_policy(data: Mapping[str, Any]) -> RewardPolicy:
     if not isinstance(caps, list):
         raise InvalidRewardPolicy("reporter_caps 必须是列表", field="reporter_caps")
     values["reporter_caps"] = tuple(
-        ReporterCap(**_object(cap, f"reporter_caps[{i}]", _CAP_KEYS)) for i, cap in enumerate(caps)
+        _build(ReporterCap, _object(cap, f"reporter_caps[{i}]", _CAP_KEYS), f"reporter_caps[{i}]")
+        for i, cap in enumerate(caps)
     )
     if values.get("employee_uplift") is not None:
-        values["employee_uplift"] = EmployeeUplift(
-            **_object(values["employee_uplift"], "employee_uplift", _UPLIFT_KEYS)
-        )
+        uplift = _object(values["employee_uplift"], "employee_uplift", _UPLIFT_KEYS)
+        values["employee_uplift"] = _build(EmployeeUplift, uplift, "employee_uplift")
     for key in ("exclusions", "sources"):
         if key in values and not isinstance(values[key], list):
             raise InvalidRewardPolicy(f"{key} 必须是列表", field=key)
-    if "sources" in values:
-        values["sources"] = tuple(values["sources"])
-    try:
-        return RewardPolicy(**values)
-    except TypeError as error:  # e.g. a required field of a nested object is missing
-        raise InvalidRewardPolicy(f"奖励政策不完整：{error}") from None
+    return _build(RewardPolicy, values, "")
 
 
 # --- built-in policies -----------------------------------------------------------------------------------------

@@ -13,11 +13,6 @@ class NothingToReroute(InvalidInput):
     message = "请指定新的行业领域或承办部门"
 
 
-class NotYourDepartment(Conflict):
-    code = "not_your_department"
-    message = "该案件当前不由本部门承办，无法退回"
-
-
 class DepartmentRequired(InvalidInput):
     code = "department_required_for_assignment"
     message = "请指定承办部门"

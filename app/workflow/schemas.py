@@ -77,11 +77,6 @@ class RerouteRequest(BaseModel):
     reason: Reason
 
 
-class HandBackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Reason = Field(description="退回理由，例如：非本部门职责，应由某某局承办")
-
-
 # --- commands ------------------------------------------------------------------------------------------------------
 
 Note = Annotated[str, AfterValidator(multiline_text), Field(max_length=1000)]
