@@ -533,11 +533,11 @@ class EmployeeUplift:
     max_uplift_fen: int | None = None
 
     def __post_init__(self) -> None:
-        _check_rate(InvalidRewardPolicy, self.rate_bp, "employee_uplift.rate_bp")
-        _check_fen(InvalidRewardPolicy, self.min_uplift_fen, "employee_uplift.min_uplift_fen")
-        _check_fen(InvalidRewardPolicy, self.max_uplift_fen, "employee_uplift.max_uplift_fen", minimum=1, optional=True)
+        _check_rate(InvalidRewardPolicy, self.rate_bp, "rate_bp")
+        _check_fen(InvalidRewardPolicy, self.min_uplift_fen, "min_uplift_fen")
+        _check_fen(InvalidRewardPolicy, self.max_uplift_fen, "max_uplift_fen", minimum=1, optional=True)
         if self.max_uplift_fen is not None and self.min_uplift_fen > self.max_uplift_fen:
-            raise InvalidRewardPolicy("最低上浮金额高于上浮上限", field="employee_uplift.min_uplift_fen")
+            raise InvalidRewardPolicy("最低上浮金额高于上浮上限", field="min_uplift_fen")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1163,6 +1163,7 @@ def _parse_date(value: Any, name: str) -> date:
 
 
 def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
+    """``cls(**values)``, with errors naming the field by its path in the JSON (``rules.major_hazard.rate_bp``)."""
     try:
         return cls(**values)
     except TypeError as error:  # a required key is missing
@@ -1170,6 +1171,11 @@ def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
         raise InvalidRewardPolicy(
             f"{where or '奖励政策'} 缺少必填字段：{'、'.join(missing)}", field=where or None
         ) from None
+    except InvalidRewardPolicy as error:
+        if not where:
+            raise
+        path = f"{where}.{error.field}" if error.field else where
+        raise InvalidRewardPolicy(f"{where}：{error.detail_message}", field=path, **error.details) from None
 
 
 def _parse_rule(data: Any, where: str) -> RewardRule:

@@ -657,6 +657,21 @@ def test_the_penalty_stage_of_a_percent_rule_needs_the_penalty() -> None:
         evaluate(TWO_STAGE, facts(stage=PENALTY, penalty_fen=None))
 
 
+@pytest.mark.parametrize(
+    ("paid_fen", "expected_fen", "text"),
+    [
+        (1_499_999, 1, "扣除本举报已发放 1,499,999 分：1 分"),
+        (1_500_000, 0, "本举报已发放 1,500,000 分，不少于本阶段应发 1,500,000 分，本次 0 分"),
+        (1_500_001, 0, "本举报已发放 1,500,001 分，不少于本阶段应发 1,500,000 分，本次 0 分"),
+    ],
+)
+def test_what_was_paid_for_the_report_is_subtracted_down_to_zero(paid_fen: int, expected_fen: int, text: str) -> None:
+    # single stage, 100,000 元 × 15% = 15,000 元 = 1,500,000 分
+    decision = evaluate(NATIONAL, facts(penalty_fen=10_000_000, paid_for_this_report_fen=paid_fen))
+    assert decision.amount_fen == expected_fen and decision.total_fen == 1_500_000
+    assert decision.lines[-2].text == text
+
+
 def test_the_penalty_stage_never_claws_back() -> None:
     # 6,000 元 were paid at verification on a penalty later reduced to 10,000 元 → total 3,000 元: pay 0, not −3,000
     decision = evaluate(TWO_STAGE, facts(penalty_fen=1_000_000, paid_for_this_report_fen=600_000))
@@ -734,6 +749,17 @@ def test_no_applicable_policy(policies: tuple, path: list[str], on: date) -> Non
     assert error.value.details["on"] == on.isoformat()
 
 
+def test_among_equally_specific_policies_the_later_start_wins_then_the_higher_version() -> None:
+    on = date(2024, 6, 1)
+    # FICTIONAL: a new 山东 document from 2024 (version 1 of its own code) beats version 3 of the 2019 one
+    newer_document = replace(SHANDONG, code="shandong-2024", effective_from=date(2024, 1, 1))
+    old_version_3 = replace(SHANDONG, version=3)
+    assert applicable((old_version_3, newer_document), JINAN_PATH, on) == newer_document
+    # a corrected re-issue with the same start date: the higher version wins
+    corrected = replace(SHANDONG, version=2, name="山东省安全生产举报奖励办法（2019，更正）")
+    assert applicable((SHANDONG, corrected), JINAN_PATH, on) == corrected
+
+
 def test_two_equally_specific_policies_are_refused_not_guessed() -> None:
     twin = replace(SHANDONG, code="shandong-copy")
     with pytest.raises(AmbiguousRewardPolicy) as error:
@@ -806,8 +832,8 @@ def test_policy_validation(overrides: dict, field: str) -> None:
         (lambda: ReporterCap(period="week", limit_fen=1), "period"),
         (lambda: ReporterCap(period="month", limit_fen=0), "limit_fen"),
         (lambda: ReporterCap(period="month", limit_fen=1, category=""), "category"),
-        (lambda: EmployeeUplift(rate_bp=0), "employee_uplift.rate_bp"),
-        (lambda: EmployeeUplift(rate_bp=1, min_uplift_fen=10, max_uplift_fen=5), "employee_uplift.min_uplift_fen"),
+        (lambda: EmployeeUplift(rate_bp=0), "rate_bp"),
+        (lambda: EmployeeUplift(rate_bp=1, min_uplift_fen=10, max_uplift_fen=5), "min_uplift_fen"),
     ],
 )
 def test_part_validation(make: Any, field: str) -> None:
@@ -881,6 +907,9 @@ def test_national_json_form() -> None:
     assert data["effective_from"] == "2018-01-04" and data["jurisdiction_scope"] is None
 
 
+NATIONAL_DEATHS = policy_to_data(NATIONAL)["rules"]["concealed_accident"]
+
+
 def _national_data(**changes: Any) -> dict[str, Any]:
     data = policy_to_data(NATIONAL)
     data.update(changes)
@@ -905,6 +934,23 @@ def _national_data(**changes: Any) -> dict[str, Any]:
         (_national_data(reporter_caps=[{"period": "month", "limit": 1}]), "reporter_caps[0].limit"),
         (_national_data(employee_uplift={"rate": 1500}), "employee_uplift.rate"),
         (_national_data(exclusions="flagged"), "exclusions"),
+        # errors inside nested objects name the full path
+        (
+            _national_data(rules={"major_hazard": {"mode": "percent_of_penalty", "rate_bp": 0}}),
+            "rules.major_hazard.rate_bp",
+        ),
+        (
+            _national_data(rules={"concealed_accident": {**NATIONAL_DEATHS, "cap_fen": 0}}),
+            "rules.concealed_accident.cap_fen",
+        ),
+        (
+            _national_data(rules={"concealed_accident": {**NATIONAL_DEATHS, "per_death_fen": {"general": 1}}}),
+            "rules.concealed_accident.per_death_fen",
+        ),
+        (_national_data(reporter_caps=[{"period": "week", "limit_fen": 1}]), "reporter_caps[0].period"),
+        (_national_data(reporter_caps=[{"period": "month"}]), "reporter_caps[0]"),
+        (_national_data(employee_uplift={"rate_bp": 0}), "employee_uplift.rate_bp"),
+        (_national_data(per_report_cap_fen=1), "rules.major_hazard"),  # below the rule's minimum
     ],
 )
 def test_parse_policy_refuses_bad_data(data: Any, field: str | None) -> None:
@@ -1041,7 +1087,7 @@ def cases(draw: st.DrawFn) -> tuple[RewardPolicy, RewardFacts]:
         excluded=draw(flag),
         claim_by_code_possible=draw(st.booleans()),
         paid_in_period_fen=paid,
-        paid_for_this_report_fen=draw(st.sampled_from([0, 0, None]).flatmap(lambda v: st.just(v) if v == 0 else FEN)),
+        paid_for_this_report_fen=draw(st.one_of(st.just(0), st.just(0), FEN)),
         discretionary_fen=draw(st.integers(rule.min_fen, rule.max_fen)) if isinstance(rule, RangeRule) else None,
         cap_override=override,
         cap_override_reason="举报并消除群死群伤重大事故隐患" if override else "",
