@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.errors import UnknownCategory, UnknownDepartment
+from app.catalog import service as catalog
+from app.catalog.errors import UnknownCategory
 from app.catalog.models import Category, Department
 from app.core import audit
 from app.core.context import AppContext
@@ -369,11 +370,7 @@ async def create_rule(
         raise UnknownCategory(field="category_code")
     if jurisdiction_adcode is not None:
         await _require_jurisdiction(session, jurisdiction_adcode)
-    department = await session.scalar(
-        select(Department).where(Department.code == department_code, Department.is_active)
-    )
-    if department is None:
-        raise UnknownDepartment(field="department_code")
+    department = await catalog.active_department(session, department_code)
     place = jurisdiction_adcode or "任意地区"
     version = await _new_version(session, "rules", f"新增规则 {category_code} @ {place} → {department.name}", actor)
     rule = RoutingRule(

@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.errors import UnknownDepartment
+from app.catalog import service as catalog
 from app.catalog.models import Department
 from app.core.audit import AuditEntry
 from app.core.db import utcnow
 from app.deadlines import service as deadlines
+from app.deadlines.calendar import CHINA_TZ
 from app.identity.dependencies import ReporterPrincipal, StaffPrincipal
 from app.intake.errors import UploadAlreadyAttached, UploadNotFound
 from app.intake.models import Report, Upload
@@ -127,7 +128,7 @@ async def notify_reporter(
     values = {
         "character_string1": report.number,
         "phrase2": status[:5],
-        "time3": event.created_at.astimezone(transitions_china_tz()).strftime("%Y-%m-%d %H:%M"),
+        "time3": event.created_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
         "thing4": transitions.reporter_label(CaseState(report.state)),
     }
     await outbox.enqueue(
@@ -138,12 +139,6 @@ async def notify_reporter(
         values=values,
         dedupe_key=f"{report.id}:{event.sequence}",
     )
-
-
-def transitions_china_tz() -> Any:
-    from app.deadlines.calendar import CHINA_TZ
-
-    return CHINA_TZ
 
 
 # --- the dispatcher ------------------------------------------------------------------------------------------------
@@ -229,10 +224,7 @@ async def assign(
 
 async def _department(session: AsyncSession, code: str | None, current: uuid.UUID | None) -> Department:
     if code is not None:
-        found = await session.scalar(select(Department).where(Department.code == code, Department.is_active))
-        if found is None:
-            raise UnknownDepartment(field="department_code")
-        return found
+        return await catalog.active_department(session, code)
     if current is None:
         raise DepartmentRequired(field="department_code")
     department = await session.get(Department, current)

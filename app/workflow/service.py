@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Select, String, cast, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.errors import UnknownCategory, UnknownDepartment
+from app.catalog import service as catalog
+from app.catalog.errors import UnknownCategory
 from app.catalog.models import Category, Department
 from app.core import audit
 from app.core.audit import AuditEntry
@@ -180,11 +181,7 @@ async def reroute(
             raise UnknownCategory(field="category")
         report.category_code = body.category
     if body.department_code is not None:
-        department = await session.scalar(
-            select(Department).where(Department.code == body.department_code, Department.is_active)
-        )
-        if department is None:
-            raise UnknownDepartment(field="department_code")
+        department = await catalog.active_department(session, body.department_code)
         outcome = await routing_service.record_manual(
             session,
             report_id=report.id,
