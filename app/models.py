@@ -8,6 +8,7 @@ from app.deadlines.models import CalendarYear, CaseDeadline, DeadlinePolicy
 from app.identity.models import Reporter, StaffUser
 from app.intake.models import DuplicateCandidate, Report, ReportContact, ReportNumberCounter, Upload
 from app.notifications.models import OutboxMessage, SubscriptionOptIn
+from app.rewards.models import Reward, RewardLedgerEntry, RewardPayment, RewardPolicyVersion
 from app.routing.models import Jurisdiction, ReferenceChange, RoutingDecision, RoutingRule
 from app.workflow.models import CaseEvent, CaseVerification, Rectification
 
@@ -31,6 +32,10 @@ __all__ = [
     "ReportContact",
     "ReportNumberCounter",
     "Reporter",
+    "Reward",
+    "RewardLedgerEntry",
+    "RewardPayment",
+    "RewardPolicyVersion",
     "RoutingDecision",
     "RoutingRule",
     "StaffUser",
