@@ -192,6 +192,7 @@ async def _worker(settings: Settings) -> None:
     from app.core.logging import configure_logging
     from app.intake import maintenance
     from app.notifications.worker import run_worker
+    from app.rewards import service as rewards_service
     from app.workflow import escalation
 
     configure_logging(settings.log_level)
@@ -203,6 +204,7 @@ async def _worker(settings: Settings) -> None:
     periodic = [
         asyncio.create_task(escalation.run_periodically(context)),
         asyncio.create_task(maintenance.run_periodically(context)),
+        asyncio.create_task(rewards_service.run_periodically(context)),
     ]
     try:
         await run_worker(context, stop=stop)

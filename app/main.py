@@ -21,6 +21,8 @@ from app.intake import maintenance
 from app.intake.router import router as intake_router
 from app.notifications import worker as outbox_worker
 from app.notifications.router import router as notifications_router
+from app.rewards import router as rewards_router
+from app.rewards import service as rewards_service
 from app.routing import reference as routing_reference
 from app.routing.router import router as routing_router
 from app.storage.router import router as media_router
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks += [
                 asyncio.create_task(maintenance.run_periodically(context)),
                 asyncio.create_task(escalation.run_periodically(context)),
+                asyncio.create_task(rewards_service.run_periodically(context)),
             ]
         try:
             yield
@@ -94,6 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(workflow_reporter_router)
     app.include_router(workflow_admin_router)
     app.include_router(notifications_router)
+    app.include_router(rewards_router.router)
+    app.include_router(rewards_router.reporter_router)
+    app.include_router(rewards_router.public_router)
+    app.include_router(rewards_router.admin_router)
+    rewards_service.install()
     app.include_router(media_router)
     _add_health_routes(app)
     return app

@@ -88,6 +88,9 @@ DEMO_STAFF = [
     DemoStaff("housing-inspector", "demo-housing-inspector", "住建核查员（演示）", Role.INSPECTOR, "441881-housing"),
     DemoStaff("head", "demo-head", "应急局负责人（演示）", Role.DEPARTMENT_HEAD, "441881-emergency"),
     DemoStaff("auditor", "demo-auditor", "奖励审核员（演示）", Role.REWARD_AUDITOR, None),
+    # Approval and payment are separate duties: the payer is a second reward auditor.
+    DemoStaff("payer", "demo-payer", "奖励发放员（演示）", Role.REWARD_AUDITOR, None),
+    DemoStaff("fire-head", "demo-fire-head", "消防大队负责人（演示）", Role.DEPARTMENT_HEAD, "441881-fire"),
     DemoStaff("admin", "demo-admin", "管理员（演示）", Role.ADMIN, None),
 ]
 

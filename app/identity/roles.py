@@ -27,6 +27,10 @@ class Permission(StrEnum):
     HAND_BACK = "hand_back"
     REVEAL_IDENTITY = "reveal_identity"
     VIEW_AUDIT_LOG = "view_audit_log"
+    VIEW_REWARDS = "view_rewards"
+    VIEW_DEPARTMENT_REWARDS = "view_department_rewards"
+    REVEAL_PAYEE = "reveal_payee"
+    MANAGE_REWARD_POLICIES = "manage_reward_policies"
 
 
 _DEPARTMENT_WORK = {Permission.UPLOAD_EVIDENCE, Permission.VIEW_DEPARTMENT_REPORTS, Permission.HAND_BACK}
@@ -45,8 +49,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.INSPECTOR: frozenset(_DEPARTMENT_WORK),
-    Role.DEPARTMENT_HEAD: frozenset(_DEPARTMENT_WORK),
-    Role.REWARD_AUDITOR: frozenset({Permission.VIEW_ALL_REPORTS, Permission.REVEAL_IDENTITY}),
+    Role.DEPARTMENT_HEAD: frozenset(_DEPARTMENT_WORK | {Permission.VIEW_DEPARTMENT_REWARDS}),
+    Role.REWARD_AUDITOR: frozenset(
+        {Permission.VIEW_ALL_REPORTS, Permission.REVEAL_IDENTITY, Permission.VIEW_REWARDS, Permission.REVEAL_PAYEE}
+    ),
     Role.ADMIN: frozenset(
         {
             Permission.MANAGE_STAFF,
@@ -54,6 +60,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PREVIEW_ROUTING,
             Permission.VIEW_ALL_REPORTS,
             Permission.VIEW_AUDIT_LOG,
+            Permission.MANAGE_REWARD_POLICIES,
         }
     ),
 }

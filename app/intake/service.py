@@ -390,12 +390,19 @@ async def report_photos(session: AsyncSession, context: AppContext, report_id: u
     ]
 
 
+def check_query_code(context: AppContext, report: Report | None, query_code: str) -> Report:
+    """The report if ``query_code`` is its code; a wrong code answers exactly like an unknown number (404), so
+    numbers cannot be probed."""
+    expected = _query_code_hash(context, report.id, query_code.strip().upper()) if report else "x"
+    if report is None or not hmac.compare_digest(expected, report.query_code_hash):
+        raise ReportNotFound()
+    return report
+
+
 async def lookup_report(session: AsyncSession, context: AppContext, number: str, query_code: str) -> ReportLookupResult:
     row = (await session.execute(_reports_with_names().where(Report.number == number))).first()
-    # A wrong code answers exactly like an unknown number, so numbers cannot be probed.
-    expected = _query_code_hash(context, row[0].id, query_code.strip().upper()) if row else "x"
-    if row is None or not hmac.compare_digest(expected, row[0].query_code_hash):
-        raise ReportNotFound()
+    check_query_code(context, row[0] if row else None, query_code)
+    assert row is not None
     report, category_name, department_name = row
     return ReportLookupResult(
         number=report.number,

@@ -44,7 +44,10 @@ ACCOUNT_OF: dict[EntryKind, tuple[Account, int]] = {
     EntryKind.PAYMENT_REVERSAL: (Account.PAID, -1),
 }
 # The kind a correction reverses.
-REVERSES: dict[EntryKind, EntryKind] = {EntryKind.LAPSE: EntryKind.APPROVAL, EntryKind.PAYMENT_REVERSAL: EntryKind.PAYMENT}
+REVERSES: dict[EntryKind, EntryKind] = {
+    EntryKind.LAPSE: EntryKind.APPROVAL,
+    EntryKind.PAYMENT_REVERSAL: EntryKind.PAYMENT,
+}
 
 MAX_FEN = 10**12
 

@@ -23,7 +23,7 @@ from app.intake.models import Report, Upload
 from app.notifications import outbox
 from app.routing import service as routing_service
 from app.routing.rules import RoutingReason
-from app.workflow import transitions
+from app.workflow import hooks, transitions
 from app.workflow.errors import CaseNotFound, DepartmentRequired, PrimaryNotOpen
 from app.workflow.models import CaseEvent, CaseVerification, Rectification
 from app.workflow.transitions import Actor, CaseFacts, CaseState, Command, VerificationOutcome
@@ -42,6 +42,7 @@ def reporter_actor(reporter: ReporterPrincipal) -> Actor:
 
 async def facts_of(session: AsyncSession, report: Report, *, after_photo_count: int = 0) -> CaseFacts:
     round_ = await current_round(session, report)
+    outcome = await session.scalar(select(CaseVerification.outcome).where(CaseVerification.report_id == report.id))
     return CaseFacts(
         state=CaseState(report.state),
         department_id=str(report.department_id) if report.department_id else None,
@@ -54,6 +55,7 @@ async def facts_of(session: AsyncSession, report: Report, *, after_photo_count: 
         extension_granted=report.extension == "granted",
         rated=report.satisfaction_score is not None,
         reporter_id=str(report.reporter_id) if report.reporter_id else None,
+        verified_true=outcome is not None and outcome != VerificationOutcome.FALSE.value,
     )
 
 
@@ -301,6 +303,34 @@ async def verify(
     await deadlines.meet(session, report.id, deadlines.VERIFICATION, event.created_at)
     if outcome is not VerificationOutcome.FALSE:
         await notify_reporter(session, report, event, "progress", "核查属实")
+    await session.flush()
+    await hooks.finding_recorded(session, report, hooks.Finding.VERIFIED)
+    return event
+
+
+async def record_penalty(
+    session: AsyncSession,
+    report: Report,
+    staff: StaffPrincipal,
+    penalty_fen: int,
+    decision_number: str,
+    note: str | None,
+) -> CaseEvent:
+    """The administrative penalty decision (行政处罚决定) of a case verified true; the reward's penalty stage follows
+    from it. A later decision (after a review or a court) replaces the amount; each is on the timeline."""
+    event = await execute(
+        session,
+        report,
+        staff_actor(staff),
+        Command.RECORD_PENALTY,
+        note=note,
+        payload={"penalty_fen": penalty_fen, "decision_number": decision_number},
+    )
+    verification = await session.get(CaseVerification, report.id)
+    assert verification is not None  # the guard checked it
+    verification.penalty_fen = penalty_fen
+    await session.flush()
+    await hooks.finding_recorded(session, report, hooks.Finding.PENALTY)
     return event
 
 

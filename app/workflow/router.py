@@ -36,6 +36,7 @@ from app.workflow.schemas import (
     MergeBody,
     NoteBody,
     OrderRectificationBody,
+    PenaltyBody,
     QueueFilter,
     QueuePage,
     RatingBody,
@@ -193,6 +194,17 @@ async def verify_case(body: VerifyBody, case: ScopedCase, staff: Staff, session:
         findings=body.findings,
         attachments=body.attachments,
     )
+    return _result(case, event)
+
+
+@router.post(
+    "/cases/{report_id}/record-penalty",
+    operation_id="record_penalty",
+    summary="登记行政处罚决定（核查属实的案件；据此提出处罚阶段的举报奖励）",
+    responses=COMMAND_ERRORS,
+)
+async def record_penalty(body: PenaltyBody, case: ScopedCase, staff: Staff, session: DbSession) -> CommandResult:
+    event = await commands.record_penalty(session, case, staff, body.penalty_fen, body.decision_number, body.note)
     return _result(case, event)
 
 

@@ -105,6 +105,15 @@ class HazardLevel(StrEnum):
     MAJOR = "major"  # 重大事故隐患
 
 
+class PenaltyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    penalty_fen: int = Field(ge=0, le=10**12, strict=True, description="行政处罚金额（分）；0 表示决定不予罚款")
+    decision_number: Annotated[str, AfterValidator(multiline_text), Field(min_length=2, max_length=100)] = Field(
+        description="行政处罚决定书文号"
+    )
+    note: Note | None = None
+
+
 class NoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: Note | None = None

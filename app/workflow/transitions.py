@@ -69,6 +69,7 @@ class Command(StrEnum):
     APPROVE_EXTENSION = "approve_extension"
     RATE = "rate"
     SUPERVISE = "supervise"
+    RECORD_PENALTY = "record_penalty"
 
 
 class VerificationOutcome(StrEnum):
@@ -114,6 +115,7 @@ class CaseFacts:
     extension_granted: bool
     rated: bool
     reporter_id: str | None  # the case's reporter
+    verified_true: bool = False  # the current verification found the report true or partly true
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,11 @@ class OutcomeRequired(InvalidInput, GuardFailed):
     message = "请填写核查结论：属实、部分属实或不属实"
 
 
+class NotVerifiedTrue(Conflict, GuardFailed):
+    code = "not_verified_true"
+    message = "只有核查属实的案件才能登记行政处罚决定"
+
+
 class ReviewResultRequired(InvalidInput, GuardFailed):
     code = "review_result_required"
     message = "请填写复查结论：通过或不通过"
@@ -239,6 +246,11 @@ def first_extension(facts: CaseFacts, actor: Actor, now: datetime, policy: Polic
 def extension_pending(facts: CaseFacts, actor: Actor, now: datetime, policy: Policy) -> None:
     if not facts.extension_requested or facts.extension_granted:
         raise NoExtensionRequest()
+
+
+def verified_as_true(facts: CaseFacts, actor: Actor, now: datetime, policy: Policy) -> None:
+    if not facts.verified_true:
+        raise NotVerifiedTrue()
 
 
 def not_rated(facts: CaseFacts, actor: Actor, now: datetime, policy: Policy) -> None:
@@ -306,6 +318,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(C.RATE,                  {S.CLOSED},                 None,             BY_REPORTER,
                guards=(not_rated,)),
     Transition(C.SUPERVISE,             OPEN,                       None,             BY_DISPATCHER),
+    Transition(C.RECORD_PENALTY,        {S.VERIFIED_TRUE, S.RECTIFYING, S.RECTIFIED, S.CLOSED},
+                                                                    None,             BY_DEPARTMENT,
+               guards=(verified_as_true,)),
 )
 # fmt: on
 del S, C, V, PASSED, FAILED
@@ -357,6 +372,7 @@ COMMAND_NAMES: Mapping[Command, str] = {
     Command.APPROVE_EXTENSION: "批准延期",
     Command.RATE: "评价",
     Command.SUPERVISE: "督办",
+    Command.RECORD_PENALTY: "登记行政处罚决定",
 }
 
 

@@ -76,6 +76,7 @@ EXPECTED_MOVES: list[tuple[Command, CaseState, dict[str, Any], CaseState]] = [
     (C.APPROVE_EXTENSION, S.VERIFYING, {}, S.VERIFYING),
     (C.RATE, S.CLOSED, {}, S.CLOSED),
     *[(C.SUPERVISE, state, {}, state) for state in S if state not in FINISHED],
+    *[(C.RECORD_PENALTY, state, {}, state) for state in (S.VERIFIED_TRUE, S.RECTIFYING, S.RECTIFIED, S.CLOSED)],
 ]
 LEGAL = {(command, source) for command, source, _, _ in EXPECTED_MOVES}
 EDGES = {(command, source, target) for command, source, _, target in EXPECTED_MOVES}
@@ -99,6 +100,7 @@ WHO: dict[Command, set[Role | str]] = {
     C.APPROVE_EXTENSION: {Role.DEPARTMENT_HEAD},
     C.APPEAL: {"reporter"},
     C.RATE: {"reporter"},
+    C.RECORD_PENALTY: DEPARTMENT,
 }
 PARTIES: list[Role | str] = [*Role, "reporter"]
 
@@ -123,6 +125,7 @@ def facts(state: CaseState, **changes: Any) -> CaseFacts:
         extension_granted=False,
         rated=False,
         reporter_id=REPORTER_ID,
+        verified_true=True,
     )
     return replace(base, **changes)
 
@@ -308,7 +311,7 @@ def test_whoever_ordered_the_round_cannot_review_it(role: Role, passed: bool) ->
     case = facts(S.RECTIFIED, rectification_ordered_by="staff-x")
     with pytest.raises(SamePersonReview):
         decide(case, C.REVIEW_RECTIFICATION, actor(role, staff_id="staff-x"), now=NOW, review_passed=passed)
-    assert allowed_commands(case, actor(role, staff_id="staff-x"), now=NOW) == []
+    assert allowed_commands(case, actor(role, staff_id="staff-x"), now=NOW) == [C.RECORD_PENALTY]
     expected = S.CLOSED if passed else S.RECTIFYING
     assert decide(case, C.REVIEW_RECTIFICATION, actor(role), now=NOW, review_passed=passed) is expected
 
@@ -324,7 +327,7 @@ def test_failed_reviews_start_new_rounds_up_to_the_maximum() -> None:
     assert refused.value.details == {"round": 3, "max_rounds": 3}
     # The reviewer can still pass it once the hazard is gone, and the dispatcher can still supervise it.
     assert decide(last, C.REVIEW_RECTIFICATION, head, now=NOW, review_passed=True) is S.CLOSED
-    assert allowed_commands(last, head, now=NOW) == [C.REVIEW_RECTIFICATION]
+    assert allowed_commands(last, head, now=NOW) == [C.REVIEW_RECTIFICATION, C.RECORD_PENALTY]
     assert allowed_commands(last, actor(Role.DISPATCHER), now=NOW) == [C.SUPERVISE]
 
 
@@ -549,6 +552,8 @@ class CaseLife:
             facts = replace(facts, department_id=None)
         elif command is C.ASSIGN:
             facts = replace(facts, department_id=DEPT)
+        elif command is C.VERIFY:
+            facts = replace(facts, verified_true=after is S.VERIFIED_TRUE)
         elif command is C.ORDER_RECTIFICATION:
             facts = replace(facts, rectification_round=1, rectification_ordered_by=who.id, after_photo_count=0)
         elif command is C.REVIEW_RECTIFICATION and review_passed is False:
@@ -575,7 +580,7 @@ STEP = st.tuples(
     st.none() | st.sampled_from(V),
     st.none() | st.booleans(),
 )
-DEAD_ENDS = {C.MERGE, C.REJECT, C.SUPERVISE}  # offered, but they end a life early or go nowhere
+DEAD_ENDS = {C.MERGE, C.REJECT, C.SUPERVISE, C.RECORD_PENALTY}  # offered, but they end a life early or go nowhere
 
 
 @settings(max_examples=80, deadline=None)
