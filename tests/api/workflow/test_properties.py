@@ -30,6 +30,7 @@ ENDPOINTS: dict[Command, str] = {
     Command.REQUEST_EXTENSION: "request-extension",
     Command.APPROVE_EXTENSION: "approve-extension",
     Command.SUPERVISE: "supervise",
+    Command.RECORD_PENALTY: "record-penalty",
     Command.APPEAL: "appeal",
     Command.RATE: "rating",
 }
@@ -59,6 +60,8 @@ def _body(command: Command, api: Api, headers: dict[str, str], choice: int) -> d
         return {"reason": "随机理由"}
     if command is Command.RATE:
         return {"score": choice % 5 + 1}
+    if command is Command.RECORD_PENALTY:
+        return {"penalty_fen": choice * 1000, "decision_number": "随机处罚决定书"}
     return {}
 
 
