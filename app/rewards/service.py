@@ -201,7 +201,13 @@ async def _choose_policy(session: AsyncSession, beneficiary: Report) -> tuple[Re
 
 async def on_finding(session: AsyncSession, case: Report, finding: hooks.Finding) -> None:
     verification = await session.get(CaseVerification, case.id)
-    if verification is None or verification.outcome == VerificationOutcome.FALSE.value:
+    if verification is None:
+        return
+    if verification.outcome == VerificationOutcome.FALSE.value:
+        # A new verification (after an appeal) found it false: undecided proposals become not payable, with why.
+        stages = (await session.scalars(select(Reward.stage).where(Reward.case_id == case.id))).all()
+        for stage in stages:
+            await propose(session, case, Stage(stage))
         return
     if finding is hooks.Finding.PENALTY:
         await propose(session, case, Stage.PENALTY)
@@ -231,14 +237,17 @@ async def propose(
     reward = await session.scalar(
         select(Reward).where(Reward.case_id == case.id, Reward.stage == stage.value).with_for_update()
     )
-    if reward is not None and RewardState(reward.state) not in REPROPOSABLE:
+    if reward is not None and not _reproposable(reward):
         log.info("reward already decided; proposal not replaced", extra={"reward": str(reward.id)})
         return reward, None
     beneficiary = await first_reporter(session, case)
     try:
         policy_row, chosen = await _choose_policy(session, beneficiary)
-    except policy.NoRewardPolicy:
-        log.warning("no reward policy for a verified case", extra={"case": str(case.id)})
+    except (policy.NoRewardPolicy, policy.AmbiguousRewardPolicy) as problem:
+        # The verification stands; the reward waits for an admin to fix the policies (and a later finding).
+        log.warning(
+            "no single reward policy for a verified case: %s", problem.detail_message, extra={"case": str(case.id)}
+        )
         return None, None
     now = utcnow()
     if reward is None:
@@ -263,7 +272,7 @@ async def propose(
     reward.confirmed_by, reward.confirmed_at = None, None
     try:
         decision = await _evaluate(session, reward, chosen, stage, inputs={})
-    except (policy.DiscretionaryAmountRequired, policy.PaidInPeriodRequired) as needs_input:
+    except InvalidInput as needs_input:  # a range to pick from, deaths to count: the department's to give
         _needs_input(reward, chosen, needs_input)
     else:
         _store_decision(reward, decision)
@@ -277,6 +286,12 @@ async def propose(
     await session.flush()
     _audit_system(session, reward, "reward_proposed")
     return reward, chosen
+
+
+def _reproposable(reward: Reward) -> bool:
+    """Nobody has decided it yet: a proposal, one confirmed but not audited, or the system's own not-payable."""
+    state = RewardState(reward.state)
+    return state in REPROPOSABLE or (state is RewardState.NOT_PAYABLE and reward.decided_by is None)
 
 
 def _needs_input(reward: Reward, chosen: policy.RewardPolicy, needs: InvalidInput) -> None:

@@ -31,6 +31,7 @@ from tests.api.rewards.flow import (
     verify,
 )
 from tests.support.api import Api
+from tests.support.images import small_jpeg
 
 YINGDE_POLICY: dict[str, Any] = {
     "code": "yingde-2026",
@@ -378,3 +379,21 @@ async def _ledger_rows(settings: Settings) -> list[tuple[str, int]]:
             ]  # type: ignore[misc]
     finally:
         await close_context(context)
+
+
+def test_a_new_verification_after_an_appeal_proposes_again(api: Api) -> None:
+    reporter, receipt = new_case(api)
+    verify(api, receipt["id"], hazard_level="general", penalty_fen=None)
+    [first] = rewards_of(api, receipt["number"])
+    assert first["state"] == "not_payable"
+    inspector = api.staff("inspector")
+    ok(api.command(inspector, receipt["id"], "order-rectification", {"measures": "立即整改"}))
+    photo = api.upload_id(inspector, data=small_jpeg(77))
+    ok(api.command(inspector, receipt["id"], "report-rectified", {"after_photos": [photo]}))
+    ok(api.command(api.staff("head"), receipt["id"], "review-rectification", {"passed": True}))
+    appeal = {"reason": "这是重大隐患，核查定性有误"}
+    ok(api.client.post(f"/v1/me/reports/{receipt['id']}/appeal", headers=reporter, json=appeal))
+    ok(api.command(api.staff("dispatcher"), receipt["id"], "assign"))
+    verify(api, receipt["id"], hazard_level="major", penalty_fen=2_000_000, assign=False)
+    [again] = rewards_of(api, receipt["number"])
+    assert again["id"] == first["id"] and again["state"] == "proposed" and again["amount_fen"] == 300_000
