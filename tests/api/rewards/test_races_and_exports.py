@@ -189,3 +189,25 @@ def test_search_filters_by_payee_amount_and_state(api: Api) -> None:
     bad = api.client.get("/v1/staff/rewards", headers=auditor, params={"state": "spent"})
     assert bad.status_code == 422
     assert api.client.get("/v1/staff/rewards", headers=api.staff("inspector")).status_code == 403
+
+
+async def _batches(settings: Settings) -> list[int]:
+    from app.identity.dependencies import StaffPrincipal
+    from app.identity.models import StaffUser
+    from app.identity.roles import Role
+    from app.rewards import service
+
+    context = build_context(settings)
+    try:
+        async with unit_of_work(context.sessions) as session:
+            auditor = await session.scalar(select(StaffUser).where(StaffUser.username == "auditor"))
+        assert auditor is not None
+        staff = StaffPrincipal(auditor.id, auditor.username, Role.REWARD_AUDITOR, None)
+        return [len(batch) async for batch in service.export_batches(context, staff, service.RewardFilter(), batch=2)]
+    finally:
+        await close_context(context)
+
+
+def test_exports_read_in_batches(api: Api, settings: Settings) -> None:
+    _some_rewards(api)
+    assert asyncio.run(_batches(settings)) == [2, 1]
