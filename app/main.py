@@ -25,6 +25,7 @@ from app.rewards import router as rewards_router
 from app.rewards import service as rewards_service
 from app.routing import reference as routing_reference
 from app.routing.router import router as routing_router
+from app.statistics.router import router as statistics_router
 from app.storage.router import router as media_router
 from app.workflow import escalation
 from app.workflow.router import admin_router as workflow_admin_router
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rewards_router.reporter_router)
     app.include_router(rewards_router.public_router)
     app.include_router(rewards_router.admin_router)
+    app.include_router(statistics_router)
     rewards_service.install()
     app.include_router(media_router)
     _add_health_routes(app)

@@ -31,6 +31,7 @@ class Permission(StrEnum):
     VIEW_DEPARTMENT_REWARDS = "view_department_rewards"
     REVEAL_PAYEE = "reveal_payee"
     MANAGE_REWARD_POLICIES = "manage_reward_policies"
+    VIEW_STATISTICS = "view_statistics"
 
 
 _DEPARTMENT_WORK = {Permission.UPLOAD_EVIDENCE, Permission.VIEW_DEPARTMENT_REPORTS, Permission.HAND_BACK}
@@ -46,10 +47,13 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.REROUTE,
             Permission.PREVIEW_ROUTING,
             Permission.REVEAL_IDENTITY,
+            Permission.VIEW_STATISTICS,
         }
     ),
     Role.INSPECTOR: frozenset(_DEPARTMENT_WORK),
-    Role.DEPARTMENT_HEAD: frozenset(_DEPARTMENT_WORK | {Permission.VIEW_DEPARTMENT_REWARDS}),
+    Role.DEPARTMENT_HEAD: frozenset(
+        _DEPARTMENT_WORK | {Permission.VIEW_DEPARTMENT_REWARDS, Permission.VIEW_STATISTICS}
+    ),
     Role.REWARD_AUDITOR: frozenset(
         {Permission.VIEW_ALL_REPORTS, Permission.REVEAL_IDENTITY, Permission.VIEW_REWARDS, Permission.REVEAL_PAYEE}
     ),
@@ -61,6 +65,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_ALL_REPORTS,
             Permission.VIEW_AUDIT_LOG,
             Permission.MANAGE_REWARD_POLICIES,
+            Permission.VIEW_STATISTICS,
         }
     ),
 }
