@@ -141,8 +141,9 @@ async def running_fleet(settings: Settings, logs: Path) -> AsyncIterator[Fleet]:
 async def _until_all_four_send(context: AppContext, wechat: FakeWeChatMessagesState) -> int:
     """Warm-up: single messages trickle in until each process has sent one (each sends with its own access
     token), so that all four are polling before the measured run. Answers how many messages it took."""
-    reporter_id = await make_reporter(context, "oWarmUp0001", opt_ins=100)
-    for n in range(100):
+    # Up to 20 s: on a loaded 2-core machine a process can take seconds to win its first claim.
+    reporter_id = await make_reporter(context, "oWarmUp0001", opt_ins=400)
+    for n in range(400):
         if len({call["access_token"] for call in wechat.endpoint_calls("send")}) == 4:
             await wait_for(context, "sent", n)
             return n
