@@ -72,12 +72,17 @@ async def open_deadline(
     return row
 
 
-async def meet(session: AsyncSession, report_id: uuid.UUID, step: str, at: datetime) -> None:
-    await session.execute(
-        update(CaseDeadline)
-        .where(CaseDeadline.report_id == report_id, CaseDeadline.step == step, CaseDeadline.met_at.is_(None))
-        .values(met_at=at)
-    )
+async def meet(session: AsyncSession, report_id: uuid.UUID, step: str, at: datetime) -> tuple[datetime, datetime] | None:
+    """Mark the step's open deadline met; answers when it started and was due, or None if none was open."""
+    row = (
+        await session.execute(
+            update(CaseDeadline)
+            .where(CaseDeadline.report_id == report_id, CaseDeadline.step == step, CaseDeadline.met_at.is_(None))
+            .values(met_at=at)
+            .returning(CaseDeadline.started_at, CaseDeadline.due_at)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 async def extend_deadline(

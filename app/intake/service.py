@@ -147,6 +147,7 @@ async def _create_report(
         query_code_hash=_query_code_hash(context, report_id, query_code),
         flags=flags,
         created_at=now,
+        received_on=now.astimezone(CHINA_TZ).date(),
     )
     session.add(report)
     await session.flush()

@@ -121,6 +121,22 @@ async def execute(
     return event
 
 
+async def meet(session: AsyncSession, report: Report, step: str, at: datetime) -> None:
+    """Meet the step's deadline and keep its duration (and, for verification, whether it was on time) on the
+    report for the statistics."""
+    met = await deadlines.meet(session, report.id, step, at)
+    if met is None:
+        return
+    started_at, due_at = met
+    hours = (at - started_at).total_seconds() / 3600
+    if step == deadlines.ACCEPTANCE:
+        report.acceptance_hours = hours
+    elif step == deadlines.VERIFICATION:
+        report.verification_hours, report.verified_on_time = hours, at <= due_at
+    else:
+        report.rectification_hours = hours
+
+
 async def notify_reporter(
     session: AsyncSession, report: Report, event: CaseEvent, template_key: str, status: str
 ) -> None:
@@ -148,7 +164,7 @@ async def notify_reporter(
 
 async def accept(session: AsyncSession, report: Report, staff: StaffPrincipal, note: str | None) -> CaseEvent:
     event = await execute(session, report, staff_actor(staff), Command.ACCEPT, note=note)
-    await deadlines.meet(session, report.id, deadlines.ACCEPTANCE, event.created_at)
+    await meet(session, report, deadlines.ACCEPTANCE, event.created_at)
     days, count = await deadlines.rule_for(session, deadlines.VERIFICATION, report.department_id, report.category_code)
     await deadlines.open_deadline(session, report.id, deadlines.VERIFICATION, event.created_at, days, count)
     await notify_reporter(session, report, event, "accepted", "已受理")
@@ -167,7 +183,7 @@ async def reject(
         session, report, staff_actor(staff), Command.REJECT, note=note, payload={"reason": reason_code, **payload}
     )
     report.rejection_reason, report.finished_at = reason_code, event.created_at
-    await deadlines.meet(session, report.id, deadlines.ACCEPTANCE, event.created_at)
+    await meet(session, report, deadlines.ACCEPTANCE, event.created_at)
     await notify_reporter(session, report, event, "result", "不予受理")
     return event
 
@@ -191,7 +207,7 @@ async def merge(
     report.merged_into_id, report.finished_at = primary.id, event.created_at
     # Reports merged into this one now follow the new primary too.
     await session.execute(update(Report).where(Report.merged_into_id == report.id).values(merged_into_id=primary.id))
-    await deadlines.meet(session, report.id, deadlines.ACCEPTANCE, event.created_at)
+    await meet(session, report, deadlines.ACCEPTANCE, event.created_at)
     await notify_reporter(session, report, event, "result", "已合并")
     return event
 
@@ -300,7 +316,8 @@ async def verify(
     verification.penalty_fen, verification.standard_items, verification.findings = penalty_fen, standard_items, findings
     verification.verified_by, verification.verified_at = staff.staff_id, event.created_at
     session.add(verification)
-    await deadlines.meet(session, report.id, deadlines.VERIFICATION, event.created_at)
+    report.verification_outcome = outcome.value
+    await meet(session, report, deadlines.VERIFICATION, event.created_at)
     if outcome is not VerificationOutcome.FALSE:
         await notify_reporter(session, report, event, "progress", "核查属实")
     await session.flush()
@@ -384,7 +401,7 @@ async def report_rectified(
     round_ = await current_round(session, report)
     assert round_ is not None
     round_.reported_at, round_.after_photo_ids = event.created_at, [str(p) for p in after_photos]
-    await deadlines.meet(session, report.id, deadlines.RECTIFICATION, event.created_at)
+    await meet(session, report, deadlines.RECTIFICATION, event.created_at)
     return event
 
 
@@ -409,7 +426,7 @@ async def review_rectification(
         note,
     )
     if passed:
-        report.finished_at = event.created_at
+        report.finished_at = report.rectified_at = event.created_at
         await notify_reporter(session, report, event, "result", "已办结")
     else:
         # The reviewer who failed the round orders the next one; the four-eyes rule then needs someone else.
