@@ -27,6 +27,8 @@ class Permission(StrEnum):
     HAND_BACK = "hand_back"
     REVEAL_IDENTITY = "reveal_identity"
     VIEW_AUDIT_LOG = "view_audit_log"
+    PUBLISH_CASES = "publish_cases"
+    MANAGE_PARTNERS = "manage_partners"
 
 
 _DEPARTMENT_WORK = {Permission.UPLOAD_EVIDENCE, Permission.VIEW_DEPARTMENT_REPORTS, Permission.HAND_BACK}
@@ -42,6 +44,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.REROUTE,
             Permission.PREVIEW_ROUTING,
             Permission.REVEAL_IDENTITY,
+            Permission.PUBLISH_CASES,
         }
     ),
     Role.INSPECTOR: frozenset(_DEPARTMENT_WORK),
@@ -54,6 +57,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PREVIEW_ROUTING,
             Permission.VIEW_ALL_REPORTS,
             Permission.VIEW_AUDIT_LOG,
+            Permission.MANAGE_PARTNERS,
         }
     ),
 }
