@@ -29,7 +29,7 @@ class Api:
         authorization = (kwargs.get("headers") or {}).get("Authorization", "")
         if authorization in self._department_tokens:
             SCAN.bodies.append((f"{method} {url}", response.text))
-        if str(url).startswith(PUBLIC_PREFIXES):
+        if method.upper() == "GET" and str(url).startswith(PUBLIC_PREFIXES):
             SCAN.public_bodies.append((f"{method} {url}", response.text))
         return response
 

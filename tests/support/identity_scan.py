@@ -2,9 +2,10 @@
 
 Every response an inspector or department head gets anywhere in the suite is kept (through `Api`), and so is
 every identity value the suite creates (reporter ids and openids at login, query codes at submission, callers'
-names and phones). Every response of a public route (the exposure board, Open311) is kept too, and checked also
-against the exact coordinates reports were submitted with. At the end of the session `tests/conftest.py` scans the
-one against the other and fails the run on any hit.
+names and phones). Every answer to a GET of a public route (the exposure board, Open311) is kept too, and checked
+also against the exact coordinates reports were submitted with, their numbers, addresses and descriptions (an
+Open311 POST answers the partner that filed the report, not the public). At the end of the session
+`tests/conftest.py` scans the one against the other and fails the run on any hit.
 """
 
 from __future__ import annotations

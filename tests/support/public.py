@@ -30,20 +30,41 @@ def ok(response: Any, status: int = 200) -> Any:
 
 
 def close_verified_case(
-    api: Api, name: str = "alice", *, seed: int = 1, outcome: str = "true", **overrides: Any
+    api: Api,
+    name: str = "alice",
+    *,
+    seed: int = 1,
+    outcome: str = "true",
+    filer: dict[str, str] | None = None,
+    **overrides: Any,
 ) -> ClosedCase:
-    """A reporter's case, verified (true or partly true) with an inspection photo, rectified and closed."""
-    reporter = api.reporter(name)
+    """A case filed by a reporter (or by ``filer``, a hotline operator), verified (true or partly true) with an
+    inspection photo, rectified and closed."""
+    reporter = filer or api.reporter(name)
     reporter_photo = api.upload_id(reporter, data=small_jpeg(seed))
     location = overrides.pop("location", PRECISE)
     receipt = ok(
         api.submit(reporter, [reporter_photo], category="hazardous_chemicals", location=location, **overrides), 201
     )
+    remember_private_facts(location, receipt["number"], overrides.get("description"))
+    inspection_photo, after_photo = verify_and_close(api, receipt["id"], seed=seed, outcome=outcome)
+    return ClosedCase(receipt["id"], receipt["number"], reporter, reporter_photo, inspection_photo, after_photo)
+
+
+def remember_private_facts(location: dict[str, Any], number: str | None, description: str | None) -> None:
+    """What staff may see and the public never: the exact point (either datum), the address, the report number,
+    the reporter's own words."""
     wgs84 = to_datum(location["longitude"], location["latitude"], Datum(location["datum"]), Datum.WGS84)
-    SCAN.coordinates.update(exact_coordinates(*wgs84))
-    description = overrides.get("description") or Api.report_body([])["description"]
-    SCAN.not_public.update({location["address"], receipt["number"], description})
-    case_id = receipt["id"]
+    SCAN.coordinates.update(exact_coordinates(location["longitude"], location["latitude"], *wgs84))
+    SCAN.not_public.add(description or Api.report_body([])["description"])
+    if number:
+        SCAN.not_public.add(number)
+    if location.get("address"):
+        SCAN.not_public.add(location["address"])
+
+
+def verify_and_close(api: Api, case_id: str, *, seed: int = 1, outcome: str = "true") -> tuple[str, str]:
+    """Accept, assign, verify with an inspection photo, order and review rectification: the two staff photos."""
     inspector, head = api.staff("inspector"), api.staff("head")
     api.accept_and_assign(case_id)
     ok(api.command(inspector, case_id, "start-verification"))
@@ -60,7 +81,7 @@ def close_verified_case(
     after_photo = api.upload_id(inspector, data=small_jpeg(seed + 2000))
     ok(api.command(inspector, case_id, "report-rectified", {"after_photos": [after_photo]}))
     ok(api.command(head, case_id, "review-rectification", {"passed": True}))
-    return ClosedCase(case_id, receipt["number"], reporter, reporter_photo, inspection_photo, after_photo)
+    return inspection_photo, after_photo
 
 
 def publish(
