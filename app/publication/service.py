@@ -9,11 +9,13 @@ reporter.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import shapely
-from sqlalchemy import Select, and_, exists, select
+from sqlalchemy import Row, Select, and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Category, Department
@@ -206,7 +208,7 @@ class PublicFilter:
     submitted_to: datetime | None = None
 
 
-def _visible() -> Select[tuple[CasePublication, uuid.UUID, datetime, datetime, str, str, str | None, str, str | None]]:
+def _visible() -> Select[Any]:
     """Published, not withdrawn, and the case closed (not reopened since) with a true or partly true outcome."""
     rectified = exists().where(Rectification.report_id == Report.id, Rectification.passed.is_(True))
     return (
@@ -235,7 +237,7 @@ def _visible() -> Select[tuple[CasePublication, uuid.UUID, datetime, datetime, s
     )
 
 
-def _filtered(query: Select, wanted: PublicFilter) -> Select:  # type: ignore[type-arg]
+def _filtered(query: Select[Any], wanted: PublicFilter) -> Select[Any]:
     if wanted.case_ids is not None:
         return query.where(Report.id.in_(wanted.case_ids))
     conditions = []
@@ -268,7 +270,7 @@ async def get_public(session: AsyncSession, context: AppContext, case_id: uuid.U
     return (await _public_cases(session, context, [row]))[0]
 
 
-async def _public_cases(session: AsyncSession, context: AppContext, rows: list) -> list[PublicCase]:  # type: ignore[type-arg]
+async def _public_cases(session: AsyncSession, context: AppContext, rows: Sequence[Row[Any]]) -> list[PublicCase]:
     photos = await _photos(session, context, [pid for row in rows for pid in row[0].photo_ids])
     cases = []
     for publication, case_id, submitted, closed, code, category, department, outcome, level, rectified in rows:
