@@ -15,6 +15,7 @@ from app.identity.roles import Permission
 from app.intake.models import Report
 from app.publication import service
 from app.publication.schemas import PublicationView, PublicCase, PublicCasePage, PublishBody, WithdrawBody
+from app.routing.schemas import ADCODE_PATTERN, CODE_PATTERN
 from app.workflow import service as workflow_service
 
 router = APIRouter(prefix="/v1/staff/cases", tags=["publication"])
@@ -82,8 +83,8 @@ async def list_public_cases(
     request: Request,
     session: DbSession,
     context: Context,
-    category: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_]+$")] = None,
-    township: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$", description="乡镇（或县）行政区划代码")] = None,
+    category: Annotated[str | None, Query(pattern=CODE_PATTERN, description="行业领域代码")] = None,
+    township: Annotated[str | None, Query(pattern=ADCODE_PATTERN, description="乡镇（或县）行政区划代码")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> Response:
