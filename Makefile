@@ -12,7 +12,7 @@ RUN_ENV := HAZARD_ENVIRONMENT=development \
 	HAZARD_WECHAT__DEV_LOGIN=true \
 	HAZARD_PUBLIC_BASE_URL=http://$(HOST):$(PORT)
 
-.PHONY: run test lint openapi bench-submit bench-geo clean
+.PHONY: run test lint openapi bench-submit bench-geo bench-dashboard clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -42,6 +42,9 @@ openapi: $(VENV)/.installed
 
 bench-submit: $(VENV)/.installed
 	$(BIN)/python bench/submit_reports.py
+
+bench-dashboard: $(VENV)/.installed
+	$(BIN)/python bench/dashboard.py
 
 bench-geo: $(VENV)/.installed
 	$(BIN)/python bench/geo_lookup.py

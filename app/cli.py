@@ -10,6 +10,7 @@ import-jurisdictions FILE...   import GeoJSON boundaries (all files in one trans
 import-atlas DIR               import a whole atlas folder laid out like ../shared/data/geo/china-counties
 create-department              add a department
 create-rule                    add a routing rule (category, jurisdiction or any → department)
+create-partner                 add an Open311 partner platform and print its API key (shown once)
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     rule.add_argument("--jurisdiction", help="adcode; omit for any place")
     rule.add_argument("--department", required=True, help="department code")
     rule.add_argument("--priority", type=int, default=0)
+    partner = commands.add_parser("create-partner")
+    partner.add_argument("--name", required=True, help="合作平台名称")
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -103,6 +106,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         asyncio.run(_worker(settings))
         return 0
+    if args.command == "create-partner":
+        from pydantic import ValidationError
+
+        from app.open311.schemas import PartnerCreate
+
+        try:
+            args.name = PartnerCreate(name=args.name).name
+        except ValidationError:
+            print("合作平台名称须为 2 到 100 个字符，不含控制字符", file=sys.stderr)
+            return 2
     asyncio.run(_reference_command(settings, args))
     return 0
 
@@ -134,6 +147,12 @@ async def _reference_command(settings: Settings, args: argparse.Namespace) -> No
             elif args.command == "create-department":
                 created = await routing.create_department(session, args.code, args.name, args.jurisdiction, actor)
                 print(f"已创建部门 {created.name}（{created.code}）")
+            elif args.command == "create-partner":
+                from app.open311 import service as open311
+
+                created = await open311.create_partner(session, context, args.name, actor)
+                print(f"已新增合作平台 {created.name}（{created.id}）")
+                print(f"api_key（只显示这一次）：{created.api_key}")
             elif args.command == "create-rule":
                 view = await routing.create_rule(
                     session,

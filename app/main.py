@@ -21,6 +21,10 @@ from app.intake import maintenance
 from app.intake.router import router as intake_router
 from app.notifications import worker as outbox_worker
 from app.notifications.router import router as notifications_router
+from app.open311.router import admin_router as open311_admin_router
+from app.open311.router import router as open311_router
+from app.publication.router import public_router as publication_public_router
+from app.publication.router import router as publication_router
 from app.rewards import router as rewards_router
 from app.rewards import service as rewards_service
 from app.routing import reference as routing_reference
@@ -104,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rewards_router.admin_router)
     app.include_router(statistics_router)
     rewards_service.install()
+    app.include_router(publication_router)
+    app.include_router(publication_public_router)
+    app.include_router(open311_router)
+    app.include_router(open311_admin_router)
     app.include_router(media_router)
     _add_health_routes(app)
     return app

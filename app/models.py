@@ -8,6 +8,8 @@ from app.deadlines.models import CalendarYear, CaseDeadline, DeadlinePolicy
 from app.identity.models import Reporter, StaffUser
 from app.intake.models import DuplicateCandidate, Report, ReportContact, ReportNumberCounter, Upload
 from app.notifications.models import OutboxMessage, SubscriptionOptIn
+from app.open311.models import PartnerKey
+from app.publication.models import CasePublication
 from app.rewards.models import Reward, RewardLedgerEntry, RewardPayment, RewardPolicyVersion
 from app.routing.models import Jurisdiction, ReferenceChange, RoutingDecision, RoutingRule
 from app.workflow.models import CaseEvent, CaseVerification, Rectification
@@ -18,6 +20,7 @@ __all__ = [
     "CalendarYear",
     "CaseDeadline",
     "CaseEvent",
+    "CasePublication",
     "CaseVerification",
     "Category",
     "DeadlinePolicy",
@@ -26,6 +29,7 @@ __all__ = [
     "IdempotencyRecord",
     "Jurisdiction",
     "OutboxMessage",
+    "PartnerKey",
     "Rectification",
     "ReferenceChange",
     "Report",

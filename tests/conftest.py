@@ -35,6 +35,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any response a department's staff got in the suite holds a reporter's identity."""
     from tests.support.identity_scan import SCAN
 
+    public_leaks = SCAN.public_leaks()
+    if public_leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"IDENTITY OR PLACE LEAK to the public in {len(public_leaks)} responses:", red=True)
+            for request, secret in public_leaks[:20]:
+                reporter.write_line(f"  {request}: {secret}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     leaks = SCAN.leaks()
     if leaks:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -48,7 +56,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(
                 f"identity scan: {len(SCAN.bodies)} department-staff responses checked against "
-                f"{len(SCAN.secrets)} identity values, none found"
+                f"{len(SCAN.secrets)} identity values, none found; {len(SCAN.public_bodies)} public responses "
+                f"checked against those and {len(SCAN.coordinates)} exact coordinates, none found"
             )
 
 

@@ -6,6 +6,7 @@ with a stable machine code. Unknown failures answer 500 ``internal_error`` witho
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -13,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -150,3 +151,24 @@ def _incoming_request_id(scope: Scope) -> str | None:
             if 0 < len(text) <= 64 and all(c.isalnum() or c in "-_." for c in text):
                 return text
     return None
+
+
+# --- cacheable public responses ------------------------------------------------------------------------------------
+
+
+def cacheable_response(request: Request, body: bytes, media_type: str, max_age: int) -> Response:
+    """A public response shared caches may keep ``max_age`` seconds, with a strong ETag over its bytes; a request
+    whose If-None-Match names it gets 304 without the body."""
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=body, media_type=media_type, headers=headers)
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    # Weak comparison, as RFC 9110 asks for If-None-Match: W/"x" matches "x".
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates

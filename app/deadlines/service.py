@@ -72,7 +72,9 @@ async def open_deadline(
     return row
 
 
-async def meet(session: AsyncSession, report_id: uuid.UUID, step: str, at: datetime) -> tuple[datetime, datetime] | None:
+async def meet(
+    session: AsyncSession, report_id: uuid.UUID, step: str, at: datetime
+) -> tuple[datetime, datetime] | None:
     """Mark the step's open deadline met; answers when it started and was due, or None if none was open."""
     row = (
         await session.execute(

@@ -47,6 +47,18 @@ class StaffPrincipal:
             raise Forbidden()
 
 
+@dataclass(frozen=True)
+class PartnerPrincipal:
+    """A partner channel (another platform submitting through Open311 with its API key), not a person."""
+
+    partner_id: uuid.UUID
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"partner:{self.partner_id}"
+
+
 Principal = ReporterPrincipal | StaffPrincipal
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 

@@ -32,6 +32,8 @@ class Permission(StrEnum):
     REVEAL_PAYEE = "reveal_payee"
     MANAGE_REWARD_POLICIES = "manage_reward_policies"
     VIEW_STATISTICS = "view_statistics"
+    PUBLISH_CASES = "publish_cases"
+    MANAGE_PARTNERS = "manage_partners"
 
 
 _DEPARTMENT_WORK = {Permission.UPLOAD_EVIDENCE, Permission.VIEW_DEPARTMENT_REPORTS, Permission.HAND_BACK}
@@ -48,6 +50,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PREVIEW_ROUTING,
             Permission.REVEAL_IDENTITY,
             Permission.VIEW_STATISTICS,
+            Permission.PUBLISH_CASES,
         }
     ),
     Role.INSPECTOR: frozenset(_DEPARTMENT_WORK),
@@ -66,6 +69,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_AUDIT_LOG,
             Permission.MANAGE_REWARD_POLICIES,
             Permission.VIEW_STATISTICS,
+            Permission.MANAGE_PARTNERS,
         }
     ),
 }

@@ -58,6 +58,7 @@ class Channel(StrEnum):
     HOTLINE = "hotline"
     LETTER = "letter"
     VISIT = "visit"
+    PARTNER = "partner"  # another platform, through Open311 with its API key
 
 
 REPORTER_CHANNELS = frozenset({Channel.MINIPROGRAM, Channel.WEB})
@@ -124,6 +125,14 @@ class ReportSubmission(BaseModel):
         if value.tzinfo is None:
             raise ValueError("时间必须带时区，例如 2026-11-22T09:30:00+08:00")
         return value
+
+
+class PartnerReportSubmission(ReportSubmission):
+    """A report a partner platform files through Open311: no photo uploads (the spec's ``media_url`` is refused)
+    and the contact its user gave, if any, as the caller."""
+
+    upload_ids: list[uuid.UUID] = Field(default_factory=list, max_length=0)
+    channel: Channel = Channel.PARTNER
 
 
 class ReportStatus(BaseModel):

@@ -18,7 +18,7 @@ from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
 from app.deadlines import service as deadline_service
 from app.geo.datum import Datum, to_datum
-from app.identity.dependencies import Principal, ReporterPrincipal, StaffPrincipal
+from app.identity.dependencies import PartnerPrincipal, Principal, ReporterPrincipal, StaffPrincipal
 from app.identity.roles import Permission
 from app.intake import duplicates, evidence
 from app.intake.errors import (
@@ -62,7 +62,7 @@ def reporter_status(state: str, department_name: str | None = None) -> ReportSta
 async def submit_report(
     session: AsyncSession,
     context: AppContext,
-    principal: Principal,
+    principal: Principal | PartnerPrincipal,
     body: ReportSubmission,
     idempotency_key: str | None,
 ) -> ReportReceipt:
@@ -80,7 +80,11 @@ async def submit_report(
     return receipt
 
 
-def _check_channel(principal: Principal, body: ReportSubmission) -> None:
+def _check_channel(principal: Principal | PartnerPrincipal, body: ReportSubmission) -> None:
+    if isinstance(principal, PartnerPrincipal):
+        if body.channel is not Channel.PARTNER:
+            raise ChannelNotAllowed(field="channel")
+        return
     if isinstance(principal, StaffPrincipal):
         principal.require(Permission.FILE_REPORT_FOR_CALLER)
         if body.channel not in STAFF_CHANNELS:
@@ -91,7 +95,7 @@ def _check_channel(principal: Principal, body: ReportSubmission) -> None:
 
 
 async def _create_report(
-    session: AsyncSession, context: AppContext, principal: Principal, body: ReportSubmission
+    session: AsyncSession, context: AppContext, principal: Principal | PartnerPrincipal, body: ReportSubmission
 ) -> ReportReceipt:
     location = body.location
     # Routing also checks the category against the active ones.

@@ -74,8 +74,10 @@ class ObjectStorage(Protocol):
         """Objects whose key starts with `prefix` (a plain string prefix, "" for all), sorted by key."""
         ...
 
-    async def signed_url(self, key: str, expires_in: timedelta) -> str:
-        """A GET-only URL valid for `expires_in` (1 s to 7 days). Does not check that the object exists."""
+    async def signed_url(self, key: str, expires_in: timedelta, *, issued_at: datetime | None = None) -> str:
+        """A GET-only URL valid for `expires_in` (1 s to 7 days) from `issued_at` (default: now). Does not check that
+        the object exists. The same key, lifetime and `issued_at` give the same URL, so a cacheable public response
+        that signs as of a fixed instant stays byte-identical (and keeps its ETag) while its URLs stay valid."""
         ...
 
     async def check(self) -> None:

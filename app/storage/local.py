@@ -104,8 +104,8 @@ class LocalDiskStorage:
         validate_prefix(prefix)
         return await self._run(self._list_sync, prefix)
 
-    async def signed_url(self, key: str, expires_in: timedelta) -> str:
-        expires_at = datetime.now(UTC) + timedelta(seconds=url_ttl_seconds(expires_in))
+    async def signed_url(self, key: str, expires_in: timedelta, *, issued_at: datetime | None = None) -> str:
+        expires_at = (issued_at or datetime.now(UTC)) + timedelta(seconds=url_ttl_seconds(expires_in))
         return self.url_signer.sign(validate_key(key), expires_at)
 
     async def check(self) -> None:

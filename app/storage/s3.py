@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -148,12 +148,12 @@ class S3Storage:
         validate_prefix(prefix)
         return await self._run("list", partial(self._list_sync, prefix))
 
-    async def signed_url(self, key: str, expires_in: timedelta) -> str:
+    async def signed_url(self, key: str, expires_in: timedelta, *, issued_at: datetime | None = None) -> str:
         validate_key(key)
         expires = timedelta(seconds=url_ttl_seconds(expires_in))
         # Pure computation (credentials and region are local), so it needs no worker thread.
         with _mapped_errors("signed_url"):
-            return self._signer.presigned_get_object(self.bucket, key, expires=expires)
+            return self._signer.presigned_get_object(self.bucket, key, expires=expires, request_date=issued_at)
 
     async def check(self) -> None:
         if not await self._run("check", partial(self._client.bucket_exists, self.bucket)):

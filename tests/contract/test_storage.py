@@ -219,6 +219,19 @@ async def test_signed_url_serves_the_bytes(storage: ObjectStorage, http: httpx.A
     assert response.headers["content-type"].startswith("image/jpeg")
 
 
+async def test_signed_url_as_of_an_instant_is_stable_and_serves(
+    storage: ObjectStorage, http: httpx.AsyncClient
+) -> None:
+    """Public responses sign as of a fixed instant so that their bytes (and ETag) stay the same while cached."""
+    await storage.put("reports/r2/display.jpg", b"jpeg bytes", "image/jpeg")
+    issued = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    first = await storage.signed_url("reports/r2/display.jpg", TTL, issued_at=issued)
+    assert first == await storage.signed_url("reports/r2/display.jpg", TTL, issued_at=issued)
+    assert first != await storage.signed_url("reports/r2/display.jpg", TTL, issued_at=issued + timedelta(seconds=1))
+    response = await http.get(first)
+    assert response.status_code == 200 and response.content == b"jpeg bytes"
+
+
 async def test_overwrite_is_atomic_for_concurrent_readers(storage: ObjectStorage) -> None:
     versions = {b"A" * 300_000, b"B" * 200_000}
     await storage.put("hot", b"A" * 300_000, "image/jpeg")

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.demo.seed import DEMO_STAFF
-from tests.support.identity_scan import DEPARTMENT_ROLES, SCAN
+from tests.support.identity_scan import DEPARTMENT_ROLES, PUBLIC_PREFIXES, SCAN
 
 PHOTO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "photos"
 DEFAULT_PHOTO = PHOTO_DIR / "jpg" / "gps" / "DSCN0010.jpg"
@@ -29,6 +29,8 @@ class Api:
         authorization = (kwargs.get("headers") or {}).get("Authorization", "")
         if authorization in self._department_tokens:
             SCAN.bodies.append((f"{method} {url}", response.text))
+        if method.upper() == "GET" and str(url).startswith(PUBLIC_PREFIXES):
+            SCAN.public_bodies.append((f"{method} {url}", response.text))
         return response
 
     def reporter(self, name: str = "alice") -> dict[str, str]:
@@ -97,6 +99,8 @@ class Api:
             SCAN.secrets.add(response.json()["query_code"])
         caller = overrides.get("caller") or {}
         SCAN.secrets.update(value for value in caller.values() if value and len(value) >= 3)
+        location = overrides.get("location") or {}
+        SCAN.coordinates.update(exact_coordinates(location.get("longitude"), location.get("latitude")))
         return response
 
     def command(self, headers: dict[str, str], case_id: str, command: str, body: dict[str, Any] | None = None) -> Any:
@@ -109,6 +113,16 @@ class Api:
         body = {"department_code": department_code} if department_code else {}
         assigned = self.command(dispatcher, case_id, "assign", body)
         assert assigned.status_code == 200, assigned.text
+
+
+def exact_coordinates(*values: float | None) -> set[str]:
+    """The texts an exact coordinate would appear as (as given, and at 4 and 5 decimals), for those precise enough
+    (4 decimals or more) not to be confused with a coarse public point."""
+    texts = set()
+    for value in values:
+        if value is not None and len(repr(float(value)).partition(".")[2]) >= 4:
+            texts.update({repr(float(value)), f"{value:.4f}", f"{value:.5f}"})
+    return texts
 
 
 def random_uuid() -> str:
