@@ -5,7 +5,9 @@ create-staff     create a staff account (the password is read from a prompt or t
 seed-demo        demo departments and staff accounts (development only)
 cleanup          remove unattached uploads after 24 h, orphaned objects and expired idempotency records
 openapi          write openapi.yaml
-worker           the background work of production: outbox messages, deadline escalations, cleanup (until SIGTERM)
+worker           the background work of production: outbox messages, deadline escalations, reward lapses, the
+                 statistics rollups, cleanup (until SIGTERM)
+refresh-statistics  rebuild the monthly statistics rollups now (the worker does it every 5 minutes)
 import-jurisdictions FILE...   import GeoJSON boundaries (all files in one transaction: all or nothing)
 import-atlas DIR               import a whole atlas folder laid out like ../shared/data/geo/china-counties
 create-department              add a department
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("seed-demo")
     commands.add_parser("cleanup")
     commands.add_parser("worker")
+    commands.add_parser("refresh-statistics")
     openapi = commands.add_parser("openapi")
     openapi.add_argument("--out", default="openapi.yaml")
     importer = commands.add_parser("import-jurisdictions")
@@ -105,6 +108,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "worker":
         asyncio.run(_worker(settings))
+        return 0
+    if args.command == "refresh-statistics":
+        asyncio.run(_refresh_statistics(settings))
         return 0
     if args.command == "create-partner":
         from pydantic import ValidationError
@@ -212,6 +218,7 @@ async def _worker(settings: Settings) -> None:
     from app.intake import maintenance
     from app.notifications.worker import run_worker
     from app.rewards import service as rewards_service
+    from app.statistics import rollup
     from app.workflow import escalation
 
     configure_logging(settings.log_level)
@@ -224,6 +231,7 @@ async def _worker(settings: Settings) -> None:
         asyncio.create_task(escalation.run_periodically(context)),
         asyncio.create_task(maintenance.run_periodically(context)),
         asyncio.create_task(rewards_service.run_periodically(context)),
+        asyncio.create_task(rollup.run_periodically(context)),
     ]
     try:
         await run_worker(context, stop=stop)
@@ -232,6 +240,17 @@ async def _worker(settings: Settings) -> None:
             task.cancel()
         await asyncio.gather(*periodic, return_exceptions=True)
         await close_context(context)
+
+
+async def _refresh_statistics(settings: Settings) -> None:
+    from app.statistics import rollup
+
+    context = build_context(settings)
+    try:
+        done = await rollup.refresh(context)
+    finally:
+        await close_context(context)
+    print("statistics rollups rebuilt" if done else "another process is rebuilding the rollups")
 
 
 async def _cleanup(settings: Settings) -> None:

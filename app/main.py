@@ -29,6 +29,7 @@ from app.rewards import router as rewards_router
 from app.rewards import service as rewards_service
 from app.routing import reference as routing_reference
 from app.routing.router import router as routing_router
+from app.statistics import rollup as statistics_rollup
 from app.statistics.router import router as statistics_router
 from app.storage.router import router as media_router
 from app.workflow import escalation
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(maintenance.run_periodically(context)),
                 asyncio.create_task(escalation.run_periodically(context)),
                 asyncio.create_task(rewards_service.run_periodically(context)),
+                asyncio.create_task(statistics_rollup.run_periodically(context)),
             ]
         try:
             yield

@@ -12,6 +12,7 @@ from app.open311.models import PartnerKey
 from app.publication.models import CasePublication
 from app.rewards.models import Reward, RewardLedgerEntry, RewardPayment, RewardPolicyVersion
 from app.routing.models import Jurisdiction, ReferenceChange, RoutingDecision, RoutingRule
+from app.statistics.models import MonthlyCounts, MonthlyDurations, RollupRefresh
 from app.workflow.models import CaseEvent, CaseVerification, Rectification
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "DuplicateCandidate",
     "IdempotencyRecord",
     "Jurisdiction",
+    "MonthlyCounts",
+    "MonthlyDurations",
     "OutboxMessage",
     "PartnerKey",
     "Rectification",
@@ -40,6 +43,7 @@ __all__ = [
     "RewardLedgerEntry",
     "RewardPayment",
     "RewardPolicyVersion",
+    "RollupRefresh",
     "RoutingDecision",
     "RoutingRule",
     "StaffUser",

@@ -51,6 +51,7 @@ class Reward(UUIDPrimaryKey, CreatedAt, Base):
     department_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("departments.id"))
     category_code: Mapped[str] = mapped_column(String(40), index=True)
     jurisdiction_adcode: Mapped[str | None] = mapped_column(String(12))
+    received_on: Mapped[date] = mapped_column(Date, index=True)  # the case's, for the statistics
     case_kind: Mapped[str] = mapped_column(String(24))
     reporter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reporters.id"), index=True)
     reporter_key: Mapped[str] = mapped_column(String(80), index=True)

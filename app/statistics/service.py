@@ -15,12 +15,10 @@ the same on both databases, instead of sorting a million values.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, Float, Select, and_, case, cast, func, select
+from sqlalchemy import Date, Select, and_, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,6 +30,8 @@ from app.identity.roles import Permission, has_permission
 from app.intake.models import Report
 from app.rewards.models import Reward, RewardLedgerEntry
 from app.routing.models import Jurisdiction
+from app.statistics import facts
+from app.statistics.facts import StatsFilter
 from app.statistics.schemas import (
     CampaignRow,
     CampaignTable,
@@ -50,23 +50,11 @@ from app.workflow.transitions import OPEN
 # Not decided on acceptance: still waiting, or merged into another (duplicates follow their primary).
 UNDECIDED = ("submitted", "merged")
 NOT_ACCEPTED = ("submitted", "rejected", "merged")
-TRUE_OUTCOMES = ("true", "partly_true")
-DIMENSIONS = ("period", "category", "department", "jurisdiction", "state")
-GRANULARITIES = ("day", "week", "month")
 
 
-@dataclass(frozen=True)
-class StatsFilter:
-    date_from: date
-    date_to: date
-    category: str | None = None
-    department_id: uuid.UUID | None = None
-    jurisdiction: str | None = None  # an adcode: the place and everything below it
-
-
-def cohort(query: Select[Any], staff: StaffPrincipal, f: StatsFilter) -> Select[Any]:
-    """``query`` over reports narrowed to the cohort and to what ``staff`` may see."""
-    conditions: list[ColumnElement[bool]] = [Report.received_on >= f.date_from, Report.received_on <= f.date_to]
+def scoped(query: Select[Any], staff: StaffPrincipal, f: StatsFilter) -> Select[Any]:
+    """``query`` over reports narrowed to what ``staff`` may see and by category, department and place."""
+    conditions: list[ColumnElement[bool]] = []
     if not has_permission(staff.role, Permission.VIEW_ALL_REPORTS):
         conditions.append(Report.department_id == staff.department_id)
     if f.category:
@@ -75,17 +63,17 @@ def cohort(query: Select[Any], staff: StaffPrincipal, f: StatsFilter) -> Select[
         conditions.append(Report.department_id == f.department_id)
     if f.jurisdiction:
         conditions.append(Report.jurisdiction_adcode.startswith(f.jurisdiction, autoescape=True))
-    return query.where(and_(*conditions))
+    return query.where(and_(*conditions)) if conditions else query
 
 
-def _period(session: AsyncSession, granularity: str) -> ColumnElement[Any]:
+def _period(session: AsyncSession, source: Any, granularity: str) -> ColumnElement[Any]:
+    if granularity == "month":
+        return source.c.month
     if granularity == "day":
-        return Report.received_on
+        return source.c.day
     if is_postgresql(session):
-        return cast(func.date_trunc(granularity, Report.received_on), Date)
-    if granularity == "week":  # Monday of the week: the next Sunday (or today), six days back
-        return func.date(Report.received_on, "weekday 0", "-6 days")
-    return func.strftime("%Y-%m-01", Report.received_on)
+        return cast(func.date_trunc("week", source.c.day), Date)
+    return func.date(source.c.day, "weekday 0", "-6 days")  # Monday: the next Sunday (or today), six days back
 
 
 def _period_label(value: Any, granularity: str) -> str:
@@ -99,18 +87,20 @@ def _period_label(value: Any, granularity: str) -> str:
 async def counts(
     session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, group_by: list[str], granularity: str
 ) -> Counts:
+    by_day = "period" in group_by and granularity != "month"
+    source = await facts.facts(session, staff, f, by_day=by_day)
     columns: dict[str, ColumnElement[Any]] = {
-        "period": _period(session, granularity),
-        "category": Report.category_code,
-        "department": Report.department_id,
-        "jurisdiction": Report.jurisdiction_adcode,
-        "state": Report.state,
+        "period": _period(session, source, granularity),
+        "category": source.c.category_code,
+        "department": source.c.department_id,
+        "jurisdiction": source.c.jurisdiction_adcode,
+        "state": source.c.state,
     }
     chosen = [columns[d].label(d) for d in group_by]
-    query = cohort(select(*chosen, func.count().label("n")).select_from(Report), staff, f)
+    query = select(*chosen, func.coalesce(func.sum(source.c.reports), 0).label("n"))
     if chosen:
         query = query.group_by(*chosen).order_by(*chosen)
-    rows = (await session.execute(query)).all()
+    rows = [row for row in (await session.execute(query)).all() if row[-1]]
     names = await _names(session)
     items = []
     for row in rows:
@@ -143,94 +133,60 @@ async def _names(session: AsyncSession) -> dict[str, dict[Any, str]]:
 # --- rates -----------------------------------------------------------------------------------------------------------
 
 
-def _tally(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
 def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def _sum(column: Any, condition: ColumnElement[bool] | None = None) -> ColumnElement[int]:
+    value = column if condition is None else case((condition, column), else_=0)
+    return func.coalesce(func.sum(value), 0)
+
+
 async def rates(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter) -> Rates:
-    report_row = (
+    source = await facts.facts(session, staff, f)
+    c = source.c
+    row = (
         await session.execute(
-            cohort(
-                select(
-                    func.count(),
-                    _tally(Report.state.not_in(UNDECIDED)),
-                    _tally(Report.state.not_in(NOT_ACCEPTED)),
-                    _tally(Report.state == "closed"),
-                    func.count(Report.satisfaction_score),
-                    _tally(Report.satisfaction_score >= 4),
-                    func.avg(cast(Report.satisfaction_score, Float)),
-                ).select_from(Report),
-                staff,
-                f,
+            select(
+                _sum(c.reports),
+                _sum(c.reports, c.state.not_in(UNDECIDED)),
+                _sum(c.reports, c.state.not_in(NOT_ACCEPTED)),
+                _sum(c.reports, c.state == "closed"),
+                _sum(c.rated),
+                _sum(c.satisfied),
+                _sum(c.score_sum),
+                _sum(c.verified),
+                _sum(c.verified_on_time),
             )
         )
     ).one()
-    received, decided, accepted, closed, rated, satisfied, mean_score = report_row
-    verified, on_time = (
-        await session.execute(
-            cohort(
-                select(func.count(Report.verification_hours), _tally(Report.verified_on_time.is_(True))).select_from(
-                    Report
-                ),
-                staff,
-                f,
-            )
-        )
-    ).one()
+    received, decided, accepted, closed, rated, satisfied, score_sum, verified, on_time = (int(v) for v in row)
     return Rates(
-        received=int(received),
-        accepted=int(accepted),
-        verified=int(verified),
-        verified_on_time=int(on_time),
-        closed=int(closed),
-        rated=int(rated),
-        acceptance_rate=_share(int(accepted), int(decided)),
-        on_time_verification_rate=_share(int(on_time), int(verified)),
-        closure_rate=_share(int(closed), int(accepted)),
-        satisfaction_rate=_share(int(satisfied), int(rated)),
-        mean_satisfaction=round(float(mean_score), 2) if mean_score is not None else None,
+        received=received,
+        accepted=accepted,
+        verified=verified,
+        verified_on_time=on_time,
+        closed=closed,
+        rated=rated,
+        acceptance_rate=_share(accepted, decided),
+        on_time_verification_rate=_share(on_time, verified),
+        closure_rate=_share(closed, accepted),
+        satisfaction_rate=_share(satisfied, rated),
+        mean_satisfaction=round(score_sum / rated, 2) if rated else None,
     )
 
 
 # --- durations -------------------------------------------------------------------------------------------------------
 
 
-DURATION_STEPS = ("acceptance", "verification", "rectification", "closure")
-BUCKET_HOURS = 0.1  # durations are counted in buckets of six minutes
-
-
 async def durations(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter) -> Durations:
-    """Median and 90th percentile of each step, nearest-rank over six-minute buckets: each step is one grouped
-    scan of the statistics index, not a sort of a million values."""
-    spans = {
-        "acceptance": Report.acceptance_hours,
-        "verification": Report.verification_hours,
-        "rectification": Report.rectification_hours,
-        "closure": _hours(session, Report.finished_at, Report.created_at),
-    }
-    rows = []
-    for step in DURATION_STEPS:
-        hours = spans[step]
-        bucket = func.round(hours / BUCKET_HOURS)
-        query = cohort(select(bucket, func.count()).select_from(Report).where(hours.is_not(None)), staff, f)
-        if step == "closure":
-            query = query.where(Report.state == "closed")
-        histogram = sorted((float(b), int(n)) for b, n in (await session.execute(query.group_by(bucket))).all())
-        rows.append(_percentiles(step, histogram))
-    return Durations(steps=rows)
+    """Median and 90th percentile of each step, nearest-rank over buckets of six minutes (under a day), an hour
+    (under ten days) or a day: a grouped scan, not a sort of a million values."""
+    histograms = await facts.duration_histograms(session, staff, f)
+    return Durations(steps=[_percentiles(step, histograms[step]) for step in facts.DURATION_STEPS])
 
 
-def _hours(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[float]:
-    if is_postgresql(session):
-        return func.extract("epoch", later - earlier) / 3600.0
-    return (func.julianday(later) - func.julianday(earlier)) * 24.0
-
-
-def _percentiles(step: str, histogram: list[tuple[float, int]]) -> DurationRow:
+def _percentiles(step: str, histogram: list[tuple[int, int]]) -> DurationRow:
     total = sum(n for _, n in histogram)
     if not total:
         return DurationRow(step=step, count=0, median_hours=None, p90_hours=None)
@@ -240,8 +196,8 @@ def _percentiles(step: str, histogram: list[tuple[float, int]]) -> DurationRow:
         for bucket, n in histogram:
             running += n
             if running >= p * total:
-                return round(bucket * BUCKET_HOURS, 1)
-        return round(histogram[-1][0] * BUCKET_HOURS, 1)
+                return round(facts.bucket_hours(bucket), 1)
+        return round(facts.bucket_hours(histogram[-1][0]), 1)
 
     return DurationRow(step=step, count=total, median_hours=nearest_rank(0.5), p90_hours=nearest_rank(0.9))
 
@@ -250,8 +206,9 @@ def _percentiles(step: str, histogram: list[tuple[float, int]]) -> DurationRow:
 
 
 async def overdue(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter) -> Overdues:
-    """Deadlines passed and not met, of open cases of the cohort, by department and step."""
-    query = cohort(
+    """Deadlines passed and not met now, of open cases, by department and step: supervision asks what is late
+    today, whenever it was received, so the period does not narrow this one (category, department and place do)."""
+    query = scoped(
         select(Report.department_id, CaseDeadline.step, func.count(), func.min(CaseDeadline.due_at))
         .select_from(CaseDeadline)
         .join(Report, Report.id == CaseDeadline.report_id)
@@ -283,17 +240,25 @@ async def overdue(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter) 
 
 
 async def reward_totals(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter) -> RewardTotalsByDepartment:
-    """The ledger's net for the cohort's cases, by the department that rewards them."""
+    """The ledger's net for the cohort's cases, by the department that rewards them. A reward carries its case's
+    day of receipt, category, place and department, so this reads the rewards and their ledger rows only."""
     approved = func.coalesce(func.sum(case((RewardLedgerEntry.account == "approved", RewardLedgerEntry.amount_fen))), 0)
     paid = func.coalesce(func.sum(case((RewardLedgerEntry.account == "paid", RewardLedgerEntry.amount_fen))), 0)
-    query = cohort(
+    conditions: list[ColumnElement[bool]] = [Reward.received_on >= f.date_from, Reward.received_on <= f.date_to]
+    if not has_permission(staff.role, Permission.VIEW_ALL_REPORTS):
+        conditions.append(Reward.department_id == staff.department_id)
+    if f.category:
+        conditions.append(Reward.category_code == f.category)
+    if f.department_id:
+        conditions.append(Reward.department_id == f.department_id)
+    if f.jurisdiction:
+        conditions.append(Reward.jurisdiction_adcode.startswith(f.jurisdiction, autoescape=True))
+    query = (
         select(Reward.department_id, func.count(func.distinct(Reward.id)), approved, paid)
         .select_from(RewardLedgerEntry)
         .join(Reward, Reward.id == RewardLedgerEntry.reward_id)
-        .join(Report, Report.id == Reward.case_id)
-        .group_by(Reward.department_id),
-        staff,
-        f,
+        .where(*conditions)
+        .group_by(Reward.department_id)
     )
     names = await _names(session)
     rows = [
@@ -317,31 +282,19 @@ async def reward_totals(session: AsyncSession, staff: StaffPrincipal, f: StatsFi
 async def campaign_table(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, by: str) -> CampaignTable:
     """Reports received, accepted, verified true, rectified, closed and rewards paid, by department or by township,
     for the reports received in the period."""
-    paid = (
-        select(RewardLedgerEntry.case_id, func.sum(RewardLedgerEntry.amount_fen).label("fen"))
-        .where(RewardLedgerEntry.account == "paid")
-        .group_by(RewardLedgerEntry.case_id)
-        .subquery()
-    )
-    key = Report.department_id if by == "department" else Report.jurisdiction_adcode
-
-    query = cohort(
-        select(
-            key,
-            func.count(),
-            _tally(Report.state.not_in(NOT_ACCEPTED)),
-            _tally(Report.verification_outcome.in_(TRUE_OUTCOMES)),
-            _tally(Report.rectified_at.is_not(None)),
-            _tally(Report.state == "closed"),
-            _tally(and_(paid.c.fen.is_not(None), paid.c.fen > 0)),
-            func.coalesce(func.sum(paid.c.fen), 0),
-        )
-        .select_from(Report)
-        .outerjoin(paid, paid.c.case_id == Report.id)
-        .group_by(key),
-        staff,
-        f,
-    )
+    source = await facts.facts(session, staff, f)
+    c = source.c
+    key = c.department_id if by == "department" else c.jurisdiction_adcode
+    query = select(
+        key,
+        _sum(c.reports),
+        _sum(c.reports, c.state.not_in(NOT_ACCEPTED)),
+        _sum(c.verified_true),
+        _sum(c.rectified),
+        _sum(c.reports, c.state == "closed"),
+        _sum(c.paid_reports),
+        _sum(c.paid_fen),
+    ).group_by(key)
     names = await _names(session)
     label = names["department"] if by == "department" else names["jurisdiction"]
     rows = [
@@ -357,6 +310,7 @@ async def campaign_table(session: AsyncSession, staff: StaffPrincipal, f: StatsF
             rewards_paid_fen=int(fen),
         )
         for k, n, acc, ver, rect, cl, rp, fen in (await session.execute(query)).all()
+        if n
     ]
     rows.sort(key=lambda r: (-r.received, r.name))
     return CampaignTable(by=by, date_from=f.date_from, date_to=f.date_to, rows=rows, total=_total(rows))

@@ -1,0 +1,271 @@
+"""Where the dashboard's numbers come from: the monthly rollups for the whole months of a period, the reports
+themselves for the rest.
+
+A query over "the reports received from 3 January to 20 December" reads the rollups for February–November
+(a few thousand rows however many reports there are) and the reports of 3–31 January and 1–20 December through the
+statistics index; one SQL statement adds both up (:func:`facts`). The rollups are rebuilt every few minutes
+(:mod:`app.statistics.rollup`), so whole past months can be a few minutes behind; the edges, the current month
+included, are live. Until the rollups have been built once, everything is read from the reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.core.db import is_postgresql
+from app.identity.dependencies import StaffPrincipal
+from app.identity.roles import Permission, has_permission
+from app.intake.models import Report
+from app.rewards.models import RewardLedgerEntry
+from app.statistics.models import MonthlyCounts, MonthlyDurations, RollupRefresh
+
+TRUE_OUTCOMES = ("true", "partly_true")
+DURATION_STEPS = ("acceptance", "verification", "rectification", "closure")
+
+
+@dataclass(frozen=True)
+class StatsFilter:
+    date_from: date
+    date_to: date
+    category: str | None = None
+    department_id: Any = None
+    jurisdiction: str | None = None  # an adcode: the place and everything below it
+
+
+# --- the period, split -----------------------------------------------------------------------------------------------
+
+
+def _month_end(day: date) -> date:
+    following = date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+    return following - timedelta(days=1)
+
+
+def split(first: date, last: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """The whole months inside ``first``–``last`` (first day of the first, first day of the last) and the day
+    ranges left over at either end. Pure."""
+    start = first if first.day == 1 else _month_end(first) + timedelta(days=1)
+    end = last if last == _month_end(last) else last.replace(day=1) - timedelta(days=1)
+    if start > end:
+        return None, [(first, last)]
+    edges = []
+    if first < start:
+        edges.append((first, start - timedelta(days=1)))
+    if end < last:
+        edges.append((end + timedelta(days=1), last))
+    return (start, end.replace(day=1)), edges
+
+
+async def rollups_ready(session: AsyncSession) -> bool:
+    return await session.get(RollupRefresh, "monthly") is not None
+
+
+# --- the two sources ---------------------------------------------------------------------------------------------
+
+
+def _scope(staff: StaffPrincipal, f: StatsFilter, department: Any, category: Any, jurisdiction: Any) -> list[Any]:
+    conditions = []
+    if not has_permission(staff.role, Permission.VIEW_ALL_REPORTS):
+        conditions.append(department == staff.department_id)
+    if f.category:
+        conditions.append(category == f.category)
+    if f.department_id:
+        conditions.append(department == f.department_id)
+    if f.jurisdiction:
+        conditions.append(jurisdiction.startswith(f.jurisdiction, autoescape=True))
+    return conditions
+
+
+def month_of(session: AsyncSession, day: Any) -> ColumnElement[date]:
+    if is_postgresql(session):
+        return cast(func.date_trunc("month", day), Date)
+    return type_coerce(func.date(day, "start of month"), Date)
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
+
+
+def paid_by_case() -> Any:
+    return (
+        select(RewardLedgerEntry.case_id, func.sum(RewardLedgerEntry.amount_fen).label("fen"))
+        .where(RewardLedgerEntry.account == "paid")
+        .group_by(RewardLedgerEntry.case_id)
+        .subquery()
+    )
+
+
+def report_facts(
+    session: AsyncSession, ranges: list[tuple[date, date]] | None, staff: StaffPrincipal | None, f: StatsFilter | None
+) -> Select[Any]:
+    """One row a report, with its measures, for the reports received in ``ranges`` that ``staff`` may see (every
+    report when both are None: the rollup's own source)."""
+    paid = paid_by_case()
+    conditions = (
+        [] if ranges is None else [or_(*(and_(Report.received_on >= a, Report.received_on <= b) for a, b in ranges))]
+    )
+    if staff is not None and f is not None:
+        conditions += _scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
+    return (
+        select(
+            month_of(session, Report.received_on).label("month"),
+            Report.received_on.label("day"),
+            Report.department_id.label("department_id"),
+            Report.category_code.label("category_code"),
+            Report.jurisdiction_adcode.label("jurisdiction_adcode"),
+            Report.state.label("state"),
+            literal(1).label("reports"),
+            _flag(Report.satisfaction_score.is_not(None)).label("rated"),
+            _flag(Report.satisfaction_score >= 4).label("satisfied"),
+            func.coalesce(Report.satisfaction_score, 0).label("score_sum"),
+            _flag(Report.verification_hours.is_not(None)).label("verified"),
+            _flag(Report.verified_on_time.is_(True)).label("verified_on_time"),
+            _flag(Report.verification_outcome.in_(TRUE_OUTCOMES)).label("verified_true"),
+            _flag(Report.rectified_at.is_not(None)).label("rectified"),
+            _flag(func.coalesce(paid.c.fen, 0) > 0).label("paid_reports"),
+            cast(func.coalesce(paid.c.fen, 0), BigInteger).label("paid_fen"),
+        )
+        .select_from(Report)
+        .outerjoin(paid, paid.c.case_id == Report.id)
+        .where(*conditions)
+    )
+
+
+def rollup_facts(months: tuple[date, date], staff: StaffPrincipal, f: StatsFilter) -> Select[Any]:
+    m = MonthlyCounts
+    return select(
+        m.month.label("month"),
+        cast(null(), Date).label("day"),
+        m.department_id.label("department_id"),
+        m.category_code.label("category_code"),
+        m.jurisdiction_adcode.label("jurisdiction_adcode"),
+        m.state.label("state"),
+        m.reports,
+        m.rated,
+        m.satisfied,
+        m.score_sum,
+        m.verified,
+        m.verified_on_time,
+        m.verified_true,
+        m.rectified,
+        m.paid_reports,
+        m.paid_fen,
+    ).where(
+        m.month >= months[0],
+        m.month <= months[1],
+        *_scope(staff, f, m.department_id, m.category_code, m.jurisdiction_adcode),
+    )
+
+
+async def facts(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, *, by_day: bool = False) -> Any:
+    """The period's facts as one subquery: rollup rows for whole months (unless days are needed), report rows for
+    the rest."""
+    months, edges = split(f.date_from, f.date_to)
+    if by_day or months is None or not await rollups_ready(session):
+        return report_facts(session, [(f.date_from, f.date_to)], staff, f).subquery()
+    parts = [rollup_facts(months, staff, f)]
+    if edges:
+        parts.append(report_facts(session, edges, staff, f))
+    return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+
+
+# --- durations -------------------------------------------------------------------------------------------------------
+
+
+def bucket_of(session: AsyncSession, hours: Any) -> ColumnElement[int]:
+    """Six minutes under a day, an hour under ten days, a day beyond: about 600 buckets in all."""
+
+    def whole(value: Any) -> ColumnElement[int]:
+        return cast(func.floor(value), Integer) if is_postgresql(session) else cast(value, Integer)
+
+    return case(
+        (hours < 24, whole(hours * 10)),
+        (hours < 240, 216 + whole(hours)),
+        else_=455 + whole(hours / 24),
+    )
+
+
+def bucket_hours(bucket: int) -> float:
+    """The middle of a bucket, in hours (the inverse of :func:`bucket_of`)."""
+    if bucket < 240:
+        return bucket / 10 + 0.05
+    if bucket < 456:
+        return bucket - 216 + 0.5
+    return (bucket - 455) * 24 + 12
+
+
+def hours_between(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[float]:
+    if is_postgresql(session):
+        return func.extract("epoch", later - earlier) / 3600.0
+    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+
+
+def report_durations(
+    session: AsyncSession, ranges: list[tuple[date, date]], staff: StaffPrincipal, f: StatsFilter
+) -> list[Select[Any]]:
+    """Per step, the (bucket, reports) histogram of the reports received in ``ranges``."""
+    spans = {
+        "acceptance": Report.acceptance_hours,
+        "verification": Report.verification_hours,
+        "rectification": Report.rectification_hours,
+        "closure": hours_between(session, Report.finished_at, Report.created_at),
+    }
+    in_ranges = or_(*(and_(Report.received_on >= a, Report.received_on <= b) for a, b in ranges))
+    scope = _scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
+    queries = []
+    for step in DURATION_STEPS:
+        bucket = bucket_of(session, spans[step])
+        query = select(literal(step).label("step"), bucket.label("bucket"), func.count().label("reports")).where(
+            in_ranges, spans[step].is_not(None), *scope
+        )
+        if step == "closure":
+            query = query.where(Report.state == "closed")
+        queries.append(query.group_by(bucket))
+    return queries
+
+
+async def duration_histograms(
+    session: AsyncSession, staff: StaffPrincipal, f: StatsFilter
+) -> dict[str, list[tuple[int, int]]]:
+    """Per step, (bucket, reports) sorted by bucket."""
+    months, edges = split(f.date_from, f.date_to)
+    use_rollup = months is not None and not f.category and not f.jurisdiction and await rollups_ready(session)
+    queries: list[Select[Any]] = []
+    if use_rollup:
+        assert months is not None
+        d = MonthlyDurations
+        queries.append(
+            select(d.step, d.bucket, func.sum(d.reports))
+            .where(d.month >= months[0], d.month <= months[1], *_scope(staff, f, d.department_id, None, None))
+            .group_by(d.step, d.bucket)
+        )
+        ranges = edges
+    else:
+        ranges = [(f.date_from, f.date_to)]
+    if ranges:
+        queries.extend(report_durations(session, ranges, staff, f))
+    merged: dict[str, dict[int, int]] = {step: {} for step in DURATION_STEPS}
+    for query in queries:
+        for step, bucket, n in (await session.execute(query)).all():
+            merged[step][int(bucket)] = merged[step].get(int(bucket), 0) + int(n)
+    return {step: sorted(counts.items()) for step, counts in merged.items()}
