@@ -126,7 +126,8 @@ INSERT INTO rewards (id, number, case_id, report_id, stage, state, department_id
   approved_fen, approved_at, paid_at, appeals_used, ledger_count, payment_attempts, updated_at, created_at)
 SELECT gen_random_uuid(), r.number || '-V', r.id, r.id, 'verification',
   CASE WHEN abs(hashtext(r.number)) % 3 = 0 THEN 'approved' ELSE 'paid' END, r.department_id, r.category_code,
-  r.received_on, 'major_hazard', 'report:' || r.id, false, (SELECT id FROM reward_policies WHERE code = 'national-2018'),
+  r.received_on, 'major_hazard', 'report:' || r.id, false,
+  (SELECT id FROM reward_policies WHERE code = 'national-2018'),
   'national-2018', 1, true, 300000, '[]', '{}', 300000, r.created_at + interval '30 days',
   CASE WHEN abs(hashtext(r.number)) % 3 = 0 THEN NULL ELSE r.created_at + interval '40 days' END, 0,
   CASE WHEN abs(hashtext(r.number)) % 3 = 0 THEN 1 ELSE 2 END, 0, now(), r.created_at + interval '10 days'
