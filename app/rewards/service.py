@@ -818,7 +818,7 @@ async def _notify(session: AsyncSession, reward: Reward, status: str, dedupe_key
         values={
             "character_string1": reward.number,
             "phrase2": status[:5],
-            "amount3": f"{amount // 100}.{amount % 100:02d}",
+            "amount3": f"¥{amount // 100}.{amount % 100:02d}",
             "time4": utcnow().astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
         },
         dedupe_key=dedupe_key,

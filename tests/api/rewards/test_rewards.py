@@ -8,12 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.core.config import Settings
 from app.core.context import build_context, close_context
 from app.core.db import unit_of_work, utcnow
 from app.notifications.models import OutboxMessage
+from app.notifications.wechat import template_data
 from app.rewards import service as rewards_service
 from app.rewards.models import RewardLedgerEntry
 from tests.api.rewards.flow import (
@@ -128,19 +129,21 @@ def test_a_major_hazard_is_rewarded_once_under_the_national_policy(api: Api, set
     # The department head sees its reward but nothing of the payee; the reporter hears of approval and payment.
     head_view = reward(api, reward_id, "head")
     assert head_view["payee"] is None and head_view["payments"] == []
-    assert asyncio.run(_reward_messages(settings)) == 2
+    messages = asyncio.run(_reward_messages(settings))
+    assert [m["phrase2"] for m in messages] == ["待领取", "已发放"]
+    assert messages[0]["amount3"] == "¥15000.00"
+    for values in messages:
+        template_data(values)  # what WeChat accepts: raises on a value it would refuse
 
 
-async def _reward_messages(settings: Settings) -> int:
+async def _reward_messages(settings: Settings) -> list[dict[str, str]]:
     context = build_context(settings)
     try:
         async with unit_of_work(context.sessions) as session:
-            return int(
-                await session.scalar(
-                    select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template_key == "reward")
-                )
-                or 0
+            rows = await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.template_key == "reward").order_by(OutboxMessage.created_at)
             )
+            return [dict(row.values) for row in rows]
     finally:
         await close_context(context)
 
