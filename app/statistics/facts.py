@@ -83,7 +83,8 @@ async def rollups_ready(session: AsyncSession) -> bool:
 # --- the two sources ---------------------------------------------------------------------------------------------
 
 
-def _scope(staff: StaffPrincipal, f: StatsFilter, department: Any, category: Any, jurisdiction: Any) -> list[Any]:
+def scope(staff: StaffPrincipal, f: StatsFilter, department: Any, category: Any, jurisdiction: Any) -> list[Any]:
+    """What ``staff`` may see (a department its own) and the filters, on any table with these three columns."""
     conditions = []
     if not has_permission(staff.role, Permission.VIEW_ALL_REPORTS):
         conditions.append(department == staff.department_id)
@@ -125,7 +126,7 @@ def report_facts(
         [] if ranges is None else [or_(*(and_(Report.received_on >= a, Report.received_on <= b) for a, b in ranges))]
     )
     if staff is not None and f is not None:
-        conditions += _scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
+        conditions += scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
     return (
         select(
             month_of(session, Report.received_on).label("month"),
@@ -173,7 +174,7 @@ def rollup_facts(months: tuple[date, date], staff: StaffPrincipal, f: StatsFilte
     ).where(
         m.month >= months[0],
         m.month <= months[1],
-        *_scope(staff, f, m.department_id, m.category_code, m.jurisdiction_adcode),
+        *scope(staff, f, m.department_id, m.category_code, m.jurisdiction_adcode),
     )
 
 
@@ -231,12 +232,12 @@ def report_durations(
         "closure": hours_between(session, Report.finished_at, Report.created_at),
     }
     in_ranges = or_(*(and_(Report.received_on >= a, Report.received_on <= b) for a, b in ranges))
-    scope = _scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
+    visible = scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
     queries = []
     for step in DURATION_STEPS:
         bucket = bucket_of(session, spans[step])
         query = select(literal(step).label("step"), bucket.label("bucket"), func.count().label("reports")).where(
-            in_ranges, spans[step].is_not(None), *scope
+            in_ranges, spans[step].is_not(None), *visible
         )
         if step == "closure":
             query = query.where(Report.state == "closed")
@@ -256,7 +257,7 @@ async def duration_histograms(
         d = MonthlyDurations
         queries.append(
             select(d.step, d.bucket, func.sum(d.reports))
-            .where(d.month >= months[0], d.month <= months[1], *_scope(staff, f, d.department_id, None, None))
+            .where(d.month >= months[0], d.month <= months[1], *scope(staff, f, d.department_id, None, None))
             .group_by(d.step, d.bucket)
         )
         ranges = edges

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, Select, and_, case, cast, func, select
+from sqlalchemy import Date, Select, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,7 +26,6 @@ from app.catalog.models import Category, Department
 from app.core.db import is_postgresql, utcnow
 from app.deadlines.models import CaseDeadline
 from app.identity.dependencies import StaffPrincipal
-from app.identity.roles import Permission, has_permission
 from app.intake.models import Report
 from app.rewards.models import Reward, RewardLedgerEntry
 from app.routing.models import Jurisdiction
@@ -54,16 +53,7 @@ NOT_ACCEPTED = ("submitted", "rejected", "merged")
 
 def scoped(query: Select[Any], staff: StaffPrincipal, f: StatsFilter) -> Select[Any]:
     """``query`` over reports narrowed to what ``staff`` may see and by category, department and place."""
-    conditions: list[ColumnElement[bool]] = []
-    if not has_permission(staff.role, Permission.VIEW_ALL_REPORTS):
-        conditions.append(Report.department_id == staff.department_id)
-    if f.category:
-        conditions.append(Report.category_code == f.category)
-    if f.department_id:
-        conditions.append(Report.department_id == f.department_id)
-    if f.jurisdiction:
-        conditions.append(Report.jurisdiction_adcode.startswith(f.jurisdiction, autoescape=True))
-    return query.where(and_(*conditions)) if conditions else query
+    return query.where(*facts.scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode))
 
 
 def _period(session: AsyncSession, source: Any, granularity: str) -> ColumnElement[Any]:
@@ -244,15 +234,11 @@ async def reward_totals(session: AsyncSession, staff: StaffPrincipal, f: StatsFi
     day of receipt, category, place and department, so this reads the rewards and their ledger rows only."""
     approved = func.coalesce(func.sum(case((RewardLedgerEntry.account == "approved", RewardLedgerEntry.amount_fen))), 0)
     paid = func.coalesce(func.sum(case((RewardLedgerEntry.account == "paid", RewardLedgerEntry.amount_fen))), 0)
-    conditions: list[ColumnElement[bool]] = [Reward.received_on >= f.date_from, Reward.received_on <= f.date_to]
-    if not has_permission(staff.role, Permission.VIEW_ALL_REPORTS):
-        conditions.append(Reward.department_id == staff.department_id)
-    if f.category:
-        conditions.append(Reward.category_code == f.category)
-    if f.department_id:
-        conditions.append(Reward.department_id == f.department_id)
-    if f.jurisdiction:
-        conditions.append(Reward.jurisdiction_adcode.startswith(f.jurisdiction, autoescape=True))
+    conditions = [
+        Reward.received_on >= f.date_from,
+        Reward.received_on <= f.date_to,
+        *facts.scope(staff, f, Reward.department_id, Reward.category_code, Reward.jurisdiction_adcode),
+    ]
     query = (
         select(Reward.department_id, func.count(func.distinct(Reward.id)), approved, paid)
         .select_from(RewardLedgerEntry)
