@@ -48,7 +48,8 @@ WITH params AS (
 INSERT INTO reports (id, number, channel, state, category_code, hazard_kind, description, longitude, latitude, datum,
   region_code, observed_at, reporter_is_employee, identity_hidden, query_code_hash, flags, created_at,
   jurisdiction_adcode, department_id, event_count, appeals_used, rectification_round, extension, finished_at,
-  satisfaction_score, received_on)
+  satisfaction_score, received_on, acceptance_hours, verification_hours, verified_on_time, verification_outcome,
+  rectification_hours, rectified_at)
 SELECT gen_random_uuid(), 'B-' || i, 'miniprogram', s.state,
   p.categories[(1 + (i::bigint * 7919) % array_length(p.categories, 1))::int], 'accident_hazard', '生成的举报',
   113.4, 24.18,
@@ -58,10 +59,18 @@ SELECT gen_random_uuid(), 'B-' || i, 'miniprogram', s.state,
        ELSE d.ids[(1 + (i::bigint * 31) % array_length(d.ids, 1))::int] END,
   3, 0, CASE WHEN s.state IN ('rectifying', 'rectified', 'closed') THEN 1 ELSE 0 END, 'none',
   CASE WHEN s.state IN ('closed', 'rejected', 'merged') THEN t.at + make_interval(hours => 2 + (i % 900)) END,
-  CASE WHEN s.state = 'closed' AND i % 3 = 0 THEN 1 + (i % 5) END, (t.at AT TIME ZONE 'Asia/Shanghai')::date
+  CASE WHEN s.state = 'closed' AND i % 3 = 0 THEN 1 + (i % 5) END, (t.at AT TIME ZONE 'Asia/Shanghai')::date,
+  -- the same durations as the deadlines generated below (what the commands keep on the report as steps are met)
+  CASE WHEN s.state <> 'submitted' THEN 1 + h.h % 100 END,
+  CASE WHEN s.verified THEN (h.h % 70) * 24 END,
+  CASE WHEN s.verified THEN 1 + h.h % 70 <= 61 END,
+  CASE WHEN s.state = 'verified_false' THEN 'false' WHEN s.verified THEN 'true' END,
+  CASE WHEN s.state IN ('rectified', 'closed') AND h.h % 2 = 0 THEN 480 END,
+  CASE WHEN s.state = 'closed' AND h.h % 2 = 0 THEN t.at + interval '40 days' END
 FROM generate_series(1, $1) AS i
 CROSS JOIN params p CROSS JOIN departments_ d CROSS JOIN places pl
 CROSS JOIN LATERAL (SELECT now() - make_interval(secs => (i::bigint * 2654435761 % 31536000)::int) AS at) t
+CROSS JOIN LATERAL (SELECT abs(hashtext('B-' || i)) AS h) h
 CROSS JOIN LATERAL (SELECT CASE
     -- Cases received more than 60 days ago are finished; the open states are the recent ones, as in a service
     -- that keeps its deadlines (60 days to verify).
@@ -70,7 +79,9 @@ CROSS JOIN LATERAL (SELECT CASE
     WHEN i % 100 < 3 THEN 'submitted' WHEN i % 100 < 8 THEN 'rejected' WHEN i % 100 < 12 THEN 'merged'
     WHEN i % 100 < 15 THEN 'accepted' WHEN i % 100 < 20 THEN 'assigned' WHEN i % 100 < 26 THEN 'verifying'
     WHEN i % 100 < 30 THEN 'verified_true' WHEN i % 100 < 36 THEN 'rectifying' WHEN i % 100 < 40 THEN 'rectified'
-    WHEN i % 100 < 44 THEN 'verified_false' ELSE 'closed' END AS state) s
+    WHEN i % 100 < 44 THEN 'verified_false' ELSE 'closed' END AS state) s0
+CROSS JOIN LATERAL (SELECT s0.state,
+    s0.state IN ('verified_true', 'verified_false', 'rectifying', 'rectified', 'closed') AS verified) s
 """
 
 DEADLINES = """
@@ -104,20 +115,6 @@ INSERT INTO rectifications (id, report_id, round, measures, due_at, due_provisio
 SELECT gen_random_uuid(), r.id, 1, '生成', r.created_at + interval '50 days', false,
   (SELECT id FROM staff_users WHERE username = 'inspector'), r.created_at + interval '20 days', true, '[]'
 FROM reports r WHERE r.state = 'closed' AND abs(hashtext(r.number)) % 2 = 0;
-"""
-
-# What the commands keep on each report as its steps are met (as migration 0006 backfills it).
-STEP_COLUMNS = """
-UPDATE reports r SET acceptance_hours = extract(epoch FROM d.met_at - d.started_at) / 3600.0
-FROM case_deadlines d WHERE d.report_id = r.id AND d.step = 'acceptance' AND d.met_at IS NOT NULL;
-UPDATE reports r SET verification_hours = extract(epoch FROM d.met_at - d.started_at) / 3600.0,
-  verified_on_time = d.met_at <= d.due_at
-FROM case_deadlines d WHERE d.report_id = r.id AND d.step = 'verification' AND d.met_at IS NOT NULL;
-UPDATE reports r SET rectification_hours = extract(epoch FROM d.met_at - d.started_at) / 3600.0
-FROM case_deadlines d WHERE d.report_id = r.id AND d.step = 'rectification' AND d.met_at IS NOT NULL;
-UPDATE reports r SET verification_outcome = v.outcome FROM case_verifications v WHERE v.report_id = r.id;
-UPDATE reports r SET rectified_at = x.ordered_at + interval '20 days' FROM rectifications x
-WHERE x.report_id = r.id AND x.passed;
 """
 
 REWARDS = """
@@ -196,7 +193,6 @@ async def generate(count: int) -> None:
             ("reports", GENERATE, (count,)),
             ("deadlines", DEADLINES, ()),
             ("verifications and rectifications", VERIFICATIONS, ()),
-            ("the statistics columns of the reports", STEP_COLUMNS, ()),
             ("rewards and ledger", REWARDS, ()),
         ):
             started = time.perf_counter()
