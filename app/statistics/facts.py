@@ -27,6 +27,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    tuple_,
     type_coerce,
     union_all,
 )
@@ -117,17 +118,23 @@ def paid_by_case() -> Any:
 
 
 def report_facts(
-    session: AsyncSession, ranges: list[tuple[date, date]] | None, staff: StaffPrincipal | None, f: StatsFilter | None
+    session: AsyncSession,
+    ranges: list[tuple[date, date]] | None,
+    staff: StaffPrincipal | None,
+    f: StatsFilter | None,
+    *,
+    money: bool = True,
 ) -> Select[Any]:
     """One row a report, with its measures, for the reports received in ``ranges`` that ``staff`` may see (every
-    report when both are None: the rollup's own source)."""
-    paid = paid_by_case()
+    report when both are None: the rollup's own source). Without ``money`` the reward columns are 0, sparing the
+    ledger's aggregate where no figure needs it."""
+    paid = paid_by_case() if money else None
     conditions = (
         [] if ranges is None else [or_(*(and_(Report.received_on >= a, Report.received_on <= b) for a, b in ranges))]
     )
     if staff is not None and f is not None:
         conditions += scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
-    return (
+    query = (
         select(
             month_of(session, Report.received_on).label("month"),
             Report.received_on.label("day"),
@@ -143,13 +150,13 @@ def report_facts(
             _flag(Report.verified_on_time.is_(True)).label("verified_on_time"),
             _flag(Report.verification_outcome.in_(TRUE_OUTCOMES)).label("verified_true"),
             _flag(Report.rectified_at.is_not(None)).label("rectified"),
-            _flag(func.coalesce(paid.c.fen, 0) > 0).label("paid_reports"),
-            cast(func.coalesce(paid.c.fen, 0), BigInteger).label("paid_fen"),
+            (_flag(func.coalesce(paid.c.fen, 0) > 0) if paid is not None else literal(0)).label("paid_reports"),
+            cast(func.coalesce(paid.c.fen, 0) if paid is not None else literal(0), BigInteger).label("paid_fen"),
         )
         .select_from(Report)
-        .outerjoin(paid, paid.c.case_id == Report.id)
         .where(*conditions)
     )
+    return query.outerjoin(paid, paid.c.case_id == Report.id) if paid is not None else query
 
 
 def rollup_facts(months: tuple[date, date], staff: StaffPrincipal, f: StatsFilter) -> Select[Any]:
@@ -178,15 +185,17 @@ def rollup_facts(months: tuple[date, date], staff: StaffPrincipal, f: StatsFilte
     )
 
 
-async def facts(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, *, by_day: bool = False) -> Any:
+async def facts(
+    session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, *, by_day: bool = False, money: bool = False
+) -> Any:
     """The period's facts as one subquery: rollup rows for whole months (unless days are needed), report rows for
-    the rest."""
+    the rest (with the rewards paid only when ``money`` is asked for)."""
     months, edges = split(f.date_from, f.date_to)
     if by_day or months is None or not await rollups_ready(session):
-        return report_facts(session, [(f.date_from, f.date_to)], staff, f).subquery()
+        return report_facts(session, [(f.date_from, f.date_to)], staff, f, money=money).subquery()
     parts = [rollup_facts(months, staff, f)]
     if edges:
-        parts.append(report_facts(session, edges, staff, f))
+        parts.append(report_facts(session, edges, staff, f, money=money))
     return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 
@@ -221,28 +230,44 @@ def hours_between(session: AsyncSession, later: Any, earlier: Any) -> ColumnElem
     return (func.julianday(later) - func.julianday(earlier)) * 24.0
 
 
-def report_durations(
-    session: AsyncSession, ranges: list[tuple[date, date]], staff: StaffPrincipal, f: StatsFilter
-) -> list[Select[Any]]:
-    """Per step, the (bucket, reports) histogram of the reports received in ``ranges``."""
-    spans = {
+def step_hours(session: AsyncSession) -> dict[str, ColumnElement[float]]:
+    """Each step's duration in hours, NULL where the step has not been met (closure: closed reports only)."""
+    closure = hours_between(session, Report.finished_at, Report.created_at)
+    return {
         "acceptance": Report.acceptance_hours,
         "verification": Report.verification_hours,
         "rectification": Report.rectification_hours,
-        "closure": hours_between(session, Report.finished_at, Report.created_at),
+        "closure": case((Report.state == "closed", closure)),
     }
+
+
+async def report_durations(
+    session: AsyncSession, ranges: list[tuple[date, date]], staff: StaffPrincipal, f: StatsFilter
+) -> list[tuple[str, int, int]]:
+    """(step, bucket, reports) for the reports received in ``ranges``: on PostgreSQL one scan grouped by the four
+    steps' buckets as grouping sets; on SQLite one small query a step."""
     in_ranges = or_(*(and_(Report.received_on >= a, Report.received_on <= b) for a, b in ranges))
     visible = scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
-    queries = []
-    for step in DURATION_STEPS:
-        bucket = bucket_of(session, spans[step])
-        query = select(literal(step).label("step"), bucket.label("bucket"), func.count().label("reports")).where(
-            in_ranges, spans[step].is_not(None), *visible
+    buckets = {step: bucket_of(session, hours) for step, hours in step_hours(session).items()}
+    if is_postgresql(session):
+        exprs = [buckets[step] for step in DURATION_STEPS]
+        query = (
+            select(*exprs, func.count(), *(func.grouping(e) for e in exprs))
+            .where(in_ranges, *visible)
+            .group_by(func.grouping_sets(*(tuple_(e) for e in exprs)))
         )
-        if step == "closure":
-            query = query.where(Report.state == "closed")
-        queries.append(query.group_by(bucket))
-    return queries
+        found = []
+        for row in (await session.execute(query)).all():
+            values, n, flags = row[:4], row[4], row[5:]
+            step_index = list(flags).index(0)
+            if values[step_index] is not None:
+                found.append((DURATION_STEPS[step_index], int(values[step_index]), int(n)))
+        return found
+    found = []
+    for step, bucket in buckets.items():
+        query = select(bucket, func.count()).where(in_ranges, bucket.is_not(None), *visible).group_by(bucket)
+        found += [(step, int(b), int(n)) for b, n in (await session.execute(query)).all()]
+    return found
 
 
 async def duration_histograms(
@@ -251,22 +276,22 @@ async def duration_histograms(
     """Per step, (bucket, reports) sorted by bucket."""
     months, edges = split(f.date_from, f.date_to)
     use_rollup = months is not None and not f.category and not f.jurisdiction and await rollups_ready(session)
-    queries: list[Select[Any]] = []
+    merged: dict[str, dict[int, int]] = {step: {} for step in DURATION_STEPS}
+    found: list[tuple[str, int, int]] = []
     if use_rollup:
         assert months is not None
         d = MonthlyDurations
-        queries.append(
+        query = (
             select(d.step, d.bucket, func.sum(d.reports))
             .where(d.month >= months[0], d.month <= months[1], *scope(staff, f, d.department_id, None, None))
             .group_by(d.step, d.bucket)
         )
+        found += [(step, int(b), int(n)) for step, b, n in (await session.execute(query)).all()]
         ranges = edges
     else:
         ranges = [(f.date_from, f.date_to)]
     if ranges:
-        queries.extend(report_durations(session, ranges, staff, f))
-    merged: dict[str, dict[int, int]] = {step: {} for step in DURATION_STEPS}
-    for query in queries:
-        for step, bucket, n in (await session.execute(query)).all():
-            merged[step][int(bucket)] = merged[step].get(int(bucket), 0) + int(n)
+        found += await report_durations(session, ranges, staff, f)
+    for step, bucket, n in found:
+        merged[step][bucket] = merged[step].get(bucket, 0) + n
     return {step: sorted(counts.items()) for step, counts in merged.items()}

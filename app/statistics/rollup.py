@@ -69,19 +69,11 @@ async def _monthly_counts(session: AsyncSession) -> list[dict[str, Any]]:
 
 
 async def _monthly_durations(session: AsyncSession) -> list[dict[str, Any]]:
-    spans = {
-        "acceptance": Report.acceptance_hours,
-        "verification": Report.verification_hours,
-        "rectification": Report.rectification_hours,
-        "closure": facts.hours_between(session, Report.finished_at, Report.created_at),
-    }
     month = facts.month_of(session, Report.received_on)
     rows: list[dict[str, Any]] = []
-    for step, hours in spans.items():
+    for step, hours in facts.step_hours(session).items():
         bucket = facts.bucket_of(session, hours)
         query = select(month, Report.department_id, bucket, func.count()).where(hours.is_not(None))
-        if step == "closure":
-            query = query.where(Report.state == "closed")
         for m, department, b, n in (await session.execute(query.group_by(month, Report.department_id, bucket))).all():
             rows.append({"month": m, "department_id": department, "step": step, "bucket": int(b), "reports": int(n)})
     return rows

@@ -268,7 +268,7 @@ async def reward_totals(session: AsyncSession, staff: StaffPrincipal, f: StatsFi
 async def campaign_table(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, by: str) -> CampaignTable:
     """Reports received, accepted, verified true, rectified, closed and rewards paid, by department or by township,
     for the reports received in the period."""
-    source = await facts.facts(session, staff, f)
+    source = await facts.facts(session, staff, f, money=True)
     c = source.c
     key = c.department_id if by == "department" else c.jurisdiction_adcode
     query = select(
