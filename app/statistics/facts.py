@@ -99,8 +99,8 @@ def scope(staff: StaffPrincipal, f: StatsFilter, department: Any, category: Any,
 
 
 def month_of(session: AsyncSession, day: Any) -> ColumnElement[date]:
-    if is_postgresql(session):
-        return cast(func.date_trunc("month", day), Date)
+    if is_postgresql(session):  # date arithmetic: date_trunc would go through timestamptz for every row
+        return day - (cast(func.extract("day", day), Integer) - 1)
     return type_coerce(func.date(day, "start of month"), Date)
 
 
@@ -124,6 +124,7 @@ def report_facts(
     f: StatsFilter | None,
     *,
     money: bool = True,
+    month: date | None = None,
 ) -> Select[Any]:
     """One row a report, with its measures, for the reports received in ``ranges`` that ``staff`` may see (every
     report when both are None: the rollup's own source). Without ``money`` the reward columns are 0, sparing the
@@ -136,7 +137,7 @@ def report_facts(
         conditions += scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
     query = (
         select(
-            month_of(session, Report.received_on).label("month"),
+            (month_of(session, Report.received_on) if month is None else literal(month, Date)).label("month"),
             Report.received_on.label("day"),
             Report.department_id.label("department_id"),
             Report.category_code.label("category_code"),
@@ -193,9 +194,9 @@ async def facts(
     months, edges = split(f.date_from, f.date_to)
     if by_day or months is None or not await rollups_ready(session):
         return report_facts(session, [(f.date_from, f.date_to)], staff, f, money=money).subquery()
+    # Each edge lies within one month: one select an edge, so no row computes its month.
     parts = [rollup_facts(months, staff, f)]
-    if edges:
-        parts.append(report_facts(session, edges, staff, f, money=money))
+    parts += [report_facts(session, [edge], staff, f, money=money, month=edge[0].replace(day=1)) for edge in edges]
     return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 

@@ -26,6 +26,16 @@ MAX_DAYS = 3 * 366
 Dimension = Literal["period", "category", "department", "jurisdiction", "state"]
 
 
+# The longest period each granularity is offered for: a daily series longer than a quarter, or a weekly one longer
+# than half a year, is read monthly (and a million-report year by day would cost 0.7 s where the target is 0.5 s).
+MAX_DAYS_BY_GRANULARITY = {"day": 92, "week": 184}
+
+
+class PeriodTooLongForGranularity(InvalidInput):
+    code = "period_too_long_for_granularity"
+    message = "按日统计最长 92 天、按周统计最长 184 天；更长的期间请按月统计"
+
+
 class InvalidPeriod(InvalidInput):
     code = "invalid_period"
     message = "统计期间不合法：起始日不能晚于截止日，且最长三年"
@@ -59,6 +69,9 @@ async def statistics_counts(
     granularity: Annotated[Literal["day", "week", "month"], Query(description="期间粒度")] = "month",
 ) -> Counts:
     dimensions = list(dict.fromkeys(group_by or []))
+    limit = MAX_DAYS_BY_GRANULARITY.get(granularity)
+    if "period" in dimensions and limit is not None and (filters.date_to - filters.date_from).days + 1 > limit:
+        raise PeriodTooLongForGranularity(field="granularity", max_days=limit)
     return await service.counts(session, staff, filters, dimensions, granularity)
 
 
