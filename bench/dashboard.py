@@ -118,12 +118,13 @@ FROM reports r WHERE r.state = 'closed' AND abs(hashtext(r.number)) % 2 = 0;
 """
 
 REWARDS = """
-INSERT INTO rewards (id, number, case_id, report_id, stage, state, department_id, category_code, received_on, case_kind,
+INSERT INTO rewards (id, number, case_id, report_id, stage, state, department_id, category_code, received_on,
+  jurisdiction_adcode, case_kind,
   reporter_key, anonymous, policy_id, policy_code, policy_version, eligible, amount_fen, explanation, inputs,
   approved_fen, approved_at, paid_at, appeals_used, ledger_count, payment_attempts, updated_at, created_at)
 SELECT gen_random_uuid(), r.number || '-V', r.id, r.id, 'verification',
   CASE WHEN abs(hashtext(r.number)) % 3 = 0 THEN 'approved' ELSE 'paid' END, r.department_id, r.category_code,
-  r.received_on, 'major_hazard', 'report:' || r.id, false,
+  r.received_on, r.jurisdiction_adcode, 'major_hazard', 'report:' || r.id, false,
   (SELECT id FROM reward_policies WHERE code = 'national-2018'),
   'national-2018', 1, true, 300000, '[]', '{}', 300000, r.created_at + interval '30 days',
   CASE WHEN abs(hashtext(r.number)) % 3 = 0 THEN NULL ELSE r.created_at + interval '40 days' END, 0,

@@ -267,7 +267,7 @@ async def propose(
     reward.anonymous = beneficiary.identity_hidden
     reward.department_id, reward.category_code = case.department_id, case.category_code
     reward.received_on = case.received_on
-    reward.jurisdiction_adcode = beneficiary.jurisdiction_adcode
+    reward.jurisdiction_adcode = case.jurisdiction_adcode  # the case's place, as the statistics count cases
     reward.policy_id, reward.policy_code, reward.policy_version = policy_row.id, chosen.code, chosen.version
     reward.case_kind = (await _case_kind(session, case)).value
     reward.confirmed_by, reward.confirmed_at = None, None

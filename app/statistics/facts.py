@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Date,
     Integer,
     Select,
@@ -38,7 +37,6 @@ from app.core.db import is_postgresql
 from app.identity.dependencies import StaffPrincipal
 from app.identity.roles import Permission, has_permission
 from app.intake.models import Report
-from app.rewards.models import RewardLedgerEntry
 from app.statistics.models import MonthlyCounts, MonthlyDurations, RollupRefresh
 
 TRUE_OUTCOMES = ("true", "partly_true")
@@ -108,34 +106,22 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, 1), else_=0)
 
 
-def paid_by_case() -> Any:
-    return (
-        select(RewardLedgerEntry.case_id, func.sum(RewardLedgerEntry.amount_fen).label("fen"))
-        .where(RewardLedgerEntry.account == "paid")
-        .group_by(RewardLedgerEntry.case_id)
-        .subquery()
-    )
-
-
 def report_facts(
     session: AsyncSession,
     ranges: list[tuple[date, date]] | None,
     staff: StaffPrincipal | None,
     f: StatsFilter | None,
     *,
-    money: bool = True,
     month: date | None = None,
 ) -> Select[Any]:
     """One row a report, with its measures, for the reports received in ``ranges`` that ``staff`` may see (every
-    report when both are None: the rollup's own source). Without ``money`` the reward columns are 0, sparing the
-    ledger's aggregate where no figure needs it."""
-    paid = paid_by_case() if money else None
+    report when both are None: the rollup's own source); ``month`` when all of ``ranges`` lie in one month."""
     conditions = (
         [] if ranges is None else [or_(*(and_(Report.received_on >= a, Report.received_on <= b) for a, b in ranges))]
     )
     if staff is not None and f is not None:
         conditions += scope(staff, f, Report.department_id, Report.category_code, Report.jurisdiction_adcode)
-    query = (
+    return (
         select(
             (month_of(session, Report.received_on) if month is None else literal(month, Date)).label("month"),
             Report.received_on.label("day"),
@@ -151,13 +137,10 @@ def report_facts(
             _flag(Report.verified_on_time.is_(True)).label("verified_on_time"),
             _flag(Report.verification_outcome.in_(TRUE_OUTCOMES)).label("verified_true"),
             _flag(Report.rectified_at.is_not(None)).label("rectified"),
-            (_flag(func.coalesce(paid.c.fen, 0) > 0) if paid is not None else literal(0)).label("paid_reports"),
-            cast(func.coalesce(paid.c.fen, 0) if paid is not None else literal(0), BigInteger).label("paid_fen"),
         )
         .select_from(Report)
         .where(*conditions)
     )
-    return query.outerjoin(paid, paid.c.case_id == Report.id) if paid is not None else query
 
 
 def rollup_facts(months: tuple[date, date], staff: StaffPrincipal, f: StatsFilter) -> Select[Any]:
@@ -177,8 +160,6 @@ def rollup_facts(months: tuple[date, date], staff: StaffPrincipal, f: StatsFilte
         m.verified_on_time,
         m.verified_true,
         m.rectified,
-        m.paid_reports,
-        m.paid_fen,
     ).where(
         m.month >= months[0],
         m.month <= months[1],
@@ -186,17 +167,15 @@ def rollup_facts(months: tuple[date, date], staff: StaffPrincipal, f: StatsFilte
     )
 
 
-async def facts(
-    session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, *, by_day: bool = False, money: bool = False
-) -> Any:
+async def facts(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, *, by_day: bool = False) -> Any:
     """The period's facts as one subquery: rollup rows for whole months (unless days are needed), report rows for
-    the rest (with the rewards paid only when ``money`` is asked for)."""
+    the rest."""
     months, edges = split(f.date_from, f.date_to)
     if by_day or months is None or not await rollups_ready(session):
-        return report_facts(session, [(f.date_from, f.date_to)], staff, f, money=money).subquery()
+        return report_facts(session, [(f.date_from, f.date_to)], staff, f).subquery()
     # Each edge lies within one month: one select an edge, so no row computes its month.
     parts = [rollup_facts(months, staff, f)]
-    parts += [report_facts(session, [edge], staff, f, money=money, month=edge[0].replace(day=1)) for edge in edges]
+    parts += [report_facts(session, [edge], staff, f, month=edge[0].replace(day=1)) for edge in edges]
     return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String
+from sqlalchemy import Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UUIDPrimaryKey
@@ -32,8 +32,6 @@ class MonthlyCounts(UUIDPrimaryKey, Base):
     verified_on_time: Mapped[int] = mapped_column(Integer)
     verified_true: Mapped[int] = mapped_column(Integer)
     rectified: Mapped[int] = mapped_column(Integer)
-    paid_reports: Mapped[int] = mapped_column(Integer)
-    paid_fen: Mapped[int] = mapped_column(BigInteger)
 
 
 class MonthlyDurations(UUIDPrimaryKey, Base):

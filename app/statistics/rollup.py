@@ -30,8 +30,6 @@ MEASURES = (
     "verified_on_time",
     "verified_true",
     "rectified",
-    "paid_reports",
-    "paid_fen",
 )
 KEYS = ("month", "department_id", "category_code", "jurisdiction_adcode", "state")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, Select, case, cast, func, select
+from sqlalchemy import Date, Select, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -267,8 +267,9 @@ async def reward_totals(session: AsyncSession, staff: StaffPrincipal, f: StatsFi
 
 async def campaign_table(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, by: str) -> CampaignTable:
     """Reports received, accepted, verified true, rectified, closed and rewards paid, by department or by township,
-    for the reports received in the period."""
-    source = await facts.facts(session, staff, f, money=True)
+    for the reports received in the period. The money comes from the rewards and their ledger rows (a reward
+    carries its case's day, department and place), not from a join of the ledger to every report."""
+    source = await facts.facts(session, staff, f)
     c = source.c
     key = c.department_id if by == "department" else c.jurisdiction_adcode
     query = select(
@@ -278,9 +279,8 @@ async def campaign_table(session: AsyncSession, staff: StaffPrincipal, f: StatsF
         _sum(c.verified_true),
         _sum(c.rectified),
         _sum(c.reports, c.state == "closed"),
-        _sum(c.paid_reports),
-        _sum(c.paid_fen),
     ).group_by(key)
+    paid = await _paid_by(session, staff, f, by)
     names = await _names(session)
     label = names["department"] if by == "department" else names["jurisdiction"]
     rows = [
@@ -292,14 +292,34 @@ async def campaign_table(session: AsyncSession, staff: StaffPrincipal, f: StatsF
             verified_true=int(ver),
             rectified=int(rect),
             closed=int(cl),
-            rewards_paid=int(rp),
-            rewards_paid_fen=int(fen),
+            rewards_paid=paid.get(k, (0, 0))[0],
+            rewards_paid_fen=paid.get(k, (0, 0))[1],
         )
-        for k, n, acc, ver, rect, cl, rp, fen in (await session.execute(query)).all()
+        for k, n, acc, ver, rect, cl in (await session.execute(query)).all()
         if n
     ]
     rows.sort(key=lambda r: (-r.received, r.name))
     return CampaignTable(by=by, date_from=f.date_from, date_to=f.date_to, rows=rows, total=_total(rows))
+
+
+async def _paid_by(session: AsyncSession, staff: StaffPrincipal, f: StatsFilter, by: str) -> dict[Any, tuple[int, int]]:
+    """Per department or place: how many of the period's cases have a reward paid (net), and how much."""
+    key = Reward.department_id if by == "department" else Reward.jurisdiction_adcode
+    per_case = (
+        select(key.label("key"), func.sum(RewardLedgerEntry.amount_fen).label("fen"))
+        .select_from(RewardLedgerEntry)
+        .join(Reward, Reward.id == RewardLedgerEntry.reward_id)
+        .where(
+            RewardLedgerEntry.account == "paid",
+            Reward.received_on >= f.date_from,
+            Reward.received_on <= f.date_to,
+            *facts.scope(staff, f, Reward.department_id, Reward.category_code, Reward.jurisdiction_adcode),
+        )
+        .group_by(key, Reward.case_id)
+        .subquery()
+    )
+    query = select(per_case.c.key, _sum(literal(1), per_case.c.fen > 0), _sum(per_case.c.fen)).group_by(per_case.c.key)
+    return {k: (int(n), int(fen)) for k, n, fen in (await session.execute(query)).all()}
 
 
 def _total(rows: list[CampaignRow]) -> CampaignRow:

@@ -35,8 +35,6 @@ def upgrade() -> None:
         sa.Column("verified_on_time", sa.Integer(), nullable=False),
         sa.Column("verified_true", sa.Integer(), nullable=False),
         sa.Column("rectified", sa.Integer(), nullable=False),
-        sa.Column("paid_reports", sa.Integer(), nullable=False),
-        sa.Column("paid_fen", sa.BigInteger(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_statistics_monthly")),
     )
