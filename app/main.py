@@ -94,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None if production else "/docs",
         redoc_url=None,
         openapi_url=None if production else "/openapi.json",
+        # A body that is not even JSON (or not UTF-8) is a 400 on any route that takes one.
+        responses=error_responses(400),
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)

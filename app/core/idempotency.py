@@ -65,6 +65,17 @@ def idempotency_key_header(
     return idempotency_key
 
 
+def required_idempotency_key_header(
+    idempotency_key: Annotated[
+        str,
+        Header(alias="Idempotency-Key", description="涉及资金的操作必填：同一键与同一内容返回同一结果，重试安全"),
+    ],
+) -> str:
+    if not _KEY_PATTERN.fullmatch(idempotency_key):
+        raise InvalidIdempotencyKey(field="Idempotency-Key")
+    return idempotency_key
+
+
 @dataclass
 class IdempotencyClaim:
     principal: str

@@ -3,11 +3,6 @@ from __future__ import annotations
 from app.core.errors import Conflict, InvalidInput
 
 
-class IdempotencyKeyRequired(InvalidInput):
-    code = "idempotency_key_required"
-    message = "涉及资金的操作必须带 Idempotency-Key 请求头，以便安全重试"
-
-
 class EarlierStagePending(Conflict):
     code = "earlier_stage_pending"
     message = "核实阶段的奖励尚未审结，处罚阶段的奖励须在其后审核"

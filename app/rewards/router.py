@@ -14,7 +14,7 @@ from pydantic import RootModel
 from app.core import audit
 from app.core.context import AppContext, get_context
 from app.core.http import error_responses
-from app.core.idempotency import idempotency_key_header
+from app.core.idempotency import required_idempotency_key_header
 from app.core.session import DbSession
 from app.identity.dependencies import CurrentReporter, CurrentStaff, StaffPrincipal, requires, requires_any
 from app.identity.roles import Permission
@@ -45,7 +45,8 @@ public_router = APIRouter(prefix="/v1/rewards", tags=["rewards (reporter)"])
 admin_router = APIRouter(prefix="/v1/admin/reward-policies", tags=["admin"])
 
 Context = Annotated[AppContext, Depends(get_context)]
-IdempotencyKey = Annotated[str | None, Depends(idempotency_key_header)]
+# Money-moving commands: the key is required (documented as such; a request without one is a 422).
+IdempotencyKey = Annotated[str, Depends(required_idempotency_key_header)]
 RewardViewer = Annotated[
     StaffPrincipal, Depends(requires_any(Permission.VIEW_REWARDS, Permission.VIEW_DEPARTMENT_REWARDS))
 ]
@@ -206,7 +207,7 @@ async def _command(
     staff: StaffPrincipal,
     reward_id: uuid.UUID,
     name: str,
-    key: str | None,
+    key: str,
     body: Any,
     run: Any,
 ) -> Any:

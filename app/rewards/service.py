@@ -35,7 +35,6 @@ from app.rewards import ledger, lifecycle, policy
 from app.rewards.channels import CHANNELS, ChannelCode, PaymentInstruction, out_bill_no
 from app.rewards.errors import (
     EarlierStagePending,
-    IdempotencyKeyRequired,
     InvalidResidentId,
     NoPayeeOnFile,
     NoRewardToClaim,
@@ -455,14 +454,13 @@ async def idempotent(
     context: AppContext,
     principal_key: str,
     operation: str,
-    key: str | None,
+    key: str,
     body: BaseModel | None,
     action: Callable[[], Awaitable[BaseModel]],
 ) -> Any:
-    """Run a money-moving command once per Idempotency-Key (required): a retry with the same key and body gets the
-    first answer, a different body 422. The key's record commits with the command's effect, or not at all."""
-    if key is None:
-        raise IdempotencyKeyRequired(field="Idempotency-Key")
+    """Run a money-moving command once per Idempotency-Key (required by the routes): a retry with the same key and
+    body gets the first answer, a different body 422. The key's record commits with the command's effect, or not
+    at all."""
     claim = idempotency.IdempotencyClaim(principal_key, operation, key)
     fingerprint = request_fingerprint(operation.encode(), (body.model_dump_json() if body else "").encode())
     replay = await idempotency.claim(session, context.cipher, claim, fingerprint)
