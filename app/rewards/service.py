@@ -5,6 +5,7 @@ an audit entry, and any message to the reporter, all in the caller's transaction
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -20,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.models import Department
 from app.core import audit, idempotency
 from app.core.context import AppContext
-from app.core.db import is_postgresql, utcnow
+from app.core.db import is_postgresql, unit_of_work, utcnow
 from app.core.errors import InvalidInput
 from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
 from app.core.validation import is_valid_resident_id
-from app.deadlines.calendar import CHINA_TZ, china_day
+from app.deadlines.calendar import CHINA_TZ, china_day, end_of_china_day
 from app.identity.dependencies import ReporterPrincipal, StaffPrincipal
 from app.identity.roles import Permission, has_permission
 from app.intake import service as intake_service
@@ -120,12 +121,8 @@ def adcode_path(adcode: str | None) -> list[str]:
     return path
 
 
-def china_end_of_day(day: date) -> datetime:
-    return datetime.combine(day, time(23, 59, 59, 999999), CHINA_TZ)
-
-
 def _china_bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    return datetime.combine(first, time.min, CHINA_TZ), china_end_of_day(last)
+    return datetime.combine(first, time.min, CHINA_TZ), end_of_china_day(last)
 
 
 # --- policies ------------------------------------------------------------------------------------------------------
@@ -527,7 +524,7 @@ async def approve(
     if payable:
         await _post(session, reward, ledger.EntryKind.APPROVAL, decision.amount_fen, staff.key, note)
         reward.approved_fen, reward.approved_at = decision.amount_fen, now
-        reward.claim_deadline = china_end_of_day(china_day(now) + timedelta(days=chosen.claim_window_days))
+        reward.claim_deadline = end_of_china_day(china_day(now) + timedelta(days=chosen.claim_window_days))
         await _notify(session, reward, "待领取", f"reward:{reward.id}:approved")
     _audit_staff(session, staff, reward, "reward_approved", note, {"amount_fen": decision.amount_fen})
     await session.flush()
@@ -606,14 +603,19 @@ async def reverse_payment(session: AsyncSession, staff: StaffPrincipal, reward_i
     return reward
 
 
-async def _entries(session: AsyncSession, reward: Reward) -> list[ledger.Entry]:
-    rows = (
-        await session.scalars(
-            select(RewardLedgerEntry)
-            .where(RewardLedgerEntry.reward_id == reward.id)
-            .order_by(RewardLedgerEntry.sequence)
-        )
-    ).all()
+async def _ledger_rows(session: AsyncSession, reward: Reward) -> list[RewardLedgerEntry]:
+    return list(
+        (
+            await session.scalars(
+                select(RewardLedgerEntry)
+                .where(RewardLedgerEntry.reward_id == reward.id)
+                .order_by(RewardLedgerEntry.sequence)
+            )
+        ).all()
+    )
+
+
+def _entries_of(rows: list[RewardLedgerEntry]) -> list[ledger.Entry]:
     sequence_of = {row.id: row.sequence for row in rows}
     return [
         ledger.Entry(
@@ -626,6 +628,10 @@ async def _entries(session: AsyncSession, reward: Reward) -> list[ledger.Entry]:
     ]
 
 
+async def _entries(session: AsyncSession, reward: Reward) -> list[ledger.Entry]:
+    return _entries_of(await _ledger_rows(session, reward))
+
+
 async def _post(
     session: AsyncSession,
     reward: Reward,
@@ -636,9 +642,8 @@ async def _post(
     payment_id: uuid.UUID | None = None,
 ) -> RewardLedgerEntry:
     """Append one money row, checked against the reward's rows so far (the caller holds the reward's lock)."""
-    rows = (await session.scalars(select(RewardLedgerEntry).where(RewardLedgerEntry.reward_id == reward.id))).all()
-    entries = await _entries(session, reward)
-    entry = ledger.next_entry(entries, kind, amount_fen)
+    rows = await _ledger_rows(session, reward)
+    entry = ledger.next_entry(_entries_of(rows), kind, amount_fen)
     reverses_id = next((row.id for row in rows if row.sequence == entry.reverses), None)
     row = RewardLedgerEntry(
         reward_id=reward.id,
@@ -762,8 +767,6 @@ LAPSE_BATCH = 200
 async def lapse_expired(context: AppContext, *, now: datetime | None = None) -> int:
     """One pass: approved rewards whose claim window has passed lapse, with a reversing row of their approval. Safe
     in several processes at once (SKIP LOCKED on PostgreSQL; SQLite serialises writers)."""
-    from app.core.db import unit_of_work
-
     moment = now or utcnow()
     lapsed = 0
     async with unit_of_work(context.sessions) as session:
@@ -789,8 +792,6 @@ LAPSE_PERIOD_SECONDS = 300.0
 
 
 async def run_periodically(context: AppContext, period: float = LAPSE_PERIOD_SECONDS) -> None:
-    import asyncio
-
     while True:
         try:
             count = await lapse_expired(context)
@@ -940,19 +941,13 @@ async def reward_view(session: AsyncSession, staff: StaffPrincipal, reward: Rewa
     case_number = await session.scalar(select(Report.number).where(Report.id == reward.case_id))
     beneficiary_number = await session.scalar(select(Report.number).where(Report.id == reward.report_id))
     department = await session.get(Department, reward.department_id) if reward.department_id else None
-    rows = (
-        await session.scalars(
-            select(RewardLedgerEntry)
-            .where(RewardLedgerEntry.reward_id == reward.id)
-            .order_by(RewardLedgerEntry.sequence)
-        )
-    ).all()
+    rows = await _ledger_rows(session, reward)
     payments = (
         await session.scalars(
             select(RewardPayment).where(RewardPayment.reward_id == reward.id).order_by(RewardPayment.attempt)
         )
     ).all()
-    balance = ledger.balance(ledger.Entry(r.sequence, ledger.EntryKind(r.kind), r.amount_fen) for r in rows)
+    balance = ledger.balance(_entries_of(rows))
     auditor = has_permission(staff.role, Permission.VIEW_REWARDS)
     return RewardView(
         **summary_of(
@@ -1089,7 +1084,7 @@ def filtered(query: Select[Any], context: AppContext, staff: StaffPrincipal, f: 
     if f.date_from:
         conditions.append(column >= datetime.combine(f.date_from, time.min, CHINA_TZ))
     if f.date_to:
-        conditions.append(column <= china_end_of_day(f.date_to))
+        conditions.append(column <= end_of_china_day(f.date_to))
     index = context.blind_index
     if f.payee_name:
         conditions.append(Reward.payee_name_index == index.digest(f.payee_name.strip(), "payee-name"))
@@ -1180,8 +1175,6 @@ async def ledger_page(
 async def export_batches(context: AppContext, staff: StaffPrincipal, f: RewardFilter, batch: int = 1000) -> Any:
     """Rows for the exports, oldest first, in batches each read in its own short transaction (a large export
     never holds one transaction, and on SQLite never the write lock, for long)."""
-    from app.core.db import unit_of_work
-
     with_payee = has_permission(staff.role, Permission.VIEW_REWARDS)
     after: tuple[datetime, uuid.UUID] | None = None
     while True:

@@ -5,12 +5,13 @@ category, department and place, and scoped like every other staff query (a depar
 and durations of that cohort are what leaders ask of a campaign ("of what we received in June, how much was
 verified on time?"); money is the net of the ledger for the cohort's cases.
 
-The figures are read from the report rows alone: the commands keep on each report the day it was received (China
-time), each step's duration as its deadline is met (受理: submission → acceptance; 核查: acceptance → verification;
-整改: order → reported done) and the verification's outcome; 办结 is submission → closure. Two covering indexes
-(by day, and by department and day) hold every column read here, so on PostgreSQL each query is one index-only
-scan of the cohort (see bench/dashboard.py). Percentiles are nearest-rank over six-minute buckets: a grouped scan,
-the same on both databases, instead of sorting a million values.
+The figures are read from the report rows, never joined to the deadlines: the commands keep on each report the
+day it was received (China time), each step's duration as its deadline is met (受理: submission → acceptance; 核查:
+acceptance → verification; 整改: order → reported done) and the verification's outcome; 办结 is submission →
+closure. Whole months come from the monthly rollups and the days at either end from the reports
+(:mod:`app.statistics.facts`); money comes from the rewards and their ledger rows. Percentiles are nearest-rank
+over buckets of six minutes, an hour or a day: a grouped scan, the same on both databases, instead of sorting a
+million values (see bench/dashboard.py).
 """
 
 from __future__ import annotations

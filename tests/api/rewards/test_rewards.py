@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.core.config import Settings
 from app.core.context import build_context, close_context
 from app.core.db import unit_of_work, utcnow
+from app.deadlines.calendar import end_of_china_day
 from app.notifications.models import OutboxMessage
 from app.notifications.wechat import template_data
 from app.rewards import service as rewards_service
@@ -254,7 +255,7 @@ def test_an_unclaimed_reward_lapses_with_a_reversing_row(api: Api, settings: Set
     [proposal] = rewards_of(api, receipt["number"])
     decided = approved(api, proposal["id"])
     assert asyncio.run(_lapse(settings, utcnow())) == 0  # the window is still open
-    deadline = rewards_service.china_end_of_day(utcnow().date()).astimezone()
+    deadline = end_of_china_day(utcnow().date()).astimezone()
     assert decided["claim_deadline"] > deadline.isoformat()
     assert asyncio.run(_lapse(settings, utcnow() + timedelta(days=62))) == 1
     lapsed = reward(api, proposal["id"])
