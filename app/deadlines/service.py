@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.errors import UnknownCategory, UnknownDepartment
 from app.catalog.models import Category, Department
 from app.core import audit
+from app.core.context import AppContext
 from app.core.db import utcnow
 from app.deadlines.calendar import (
     DayCount,
@@ -23,6 +25,7 @@ from app.deadlines.calendar import (
 )
 from app.deadlines.models import CalendarYear, CaseDeadline, DeadlinePolicy
 from app.deadlines.schemas import DeadlinePolicyBody, DeadlinePolicyView
+from app.routing import service as reference_versions
 
 ACCEPTANCE, VERIFICATION, RECTIFICATION = "acceptance", "verification", "rectification"
 STEPS = (ACCEPTANCE, VERIFICATION, RECTIFICATION)
@@ -46,12 +49,76 @@ async def rule_for(
 ) -> tuple[int, DayCount]:
     """The most specific policy: department and category, then department, then category, then any."""
     rows = (await session.scalars(select(DeadlinePolicy).where(DeadlinePolicy.step == step))).all()
-    by_scope = {(row.department_id, row.category_code): row for row in rows}
+    return _most_specific(
+        {(row.department_id, row.category_code): (row.days, DayCount(row.count)) for row in rows},
+        step,
+        department_id,
+        category_code,
+    )
+
+
+def _most_specific(
+    by_scope: dict[tuple[uuid.UUID | None, str | None], tuple[int, DayCount]],
+    step: str,
+    department_id: uuid.UUID | None,
+    category_code: str | None,
+) -> tuple[int, DayCount]:
     for wanted in ((department_id, category_code), (department_id, None), (None, category_code), (None, None)):
-        row = by_scope.get(wanted)
-        if row is not None:
-            return row.days, DayCount(row.count)
+        found = by_scope.get(wanted)
+        if found is not None:
+            return found
     return DEFAULTS[step]
+
+
+@dataclass(frozen=True)
+class DeadlineReference:
+    """The policies and the calendar as of one reference-data version, kept in memory by each process.
+
+    Policies and calendar years are reference data: changing either appends a reference change (see
+    :func:`set_policy` and :func:`load_year`), so a process that reads the current version (as routing does at every
+    submission) knows at once whether this copy is still the truth.
+    """
+
+    version: int
+    policies: dict[str, dict[tuple[uuid.UUID | None, str | None], tuple[int, DayCount]]]
+    calendar: WorkingCalendar
+
+    def rule_for(self, step: str, department_id: uuid.UUID | None, category_code: str | None) -> tuple[int, DayCount]:
+        return _most_specific(self.policies.get(step, {}), step, department_id, category_code)
+
+
+CACHE_KEY = "deadlines"
+
+
+async def reference_at(session: AsyncSession, context: AppContext, version: int) -> DeadlineReference:
+    """The policies and calendar of reference version ``version`` (the current one, which the caller has read)."""
+    cached: DeadlineReference | None = context.caches.get(CACHE_KEY)
+    if cached is not None and cached.version == version:
+        return cached
+    policies: dict[str, dict[tuple[uuid.UUID | None, str | None], tuple[int, DayCount]]] = {}
+    for row in (await session.scalars(select(DeadlinePolicy))).all():
+        policies.setdefault(row.step, {})[(row.department_id, row.category_code)] = (row.days, DayCount(row.count))
+    fresh = DeadlineReference(version, policies, await working_calendar(session))
+    if cached is None or cached.version < version:
+        context.caches[CACHE_KEY] = fresh
+    return fresh
+
+
+def first_deadline(
+    reference: DeadlineReference, report_id: uuid.UUID, step: str, start: datetime, days: int, count: DayCount
+) -> CaseDeadline:
+    """The clock of a step of a case that has none yet (a new report's acceptance): a row to add, no reads."""
+    deadline = compute_deadline(start, days, count, reference.calendar)
+    return CaseDeadline(
+        report_id=report_id,
+        step=step,
+        started_at=start,
+        days=days,
+        count=count.value,
+        due_at=deadline.due_at,
+        provisional=deadline.provisional,
+        extended_days=0,
+    )
 
 
 async def open_deadline(
@@ -120,6 +187,7 @@ async def load_year(session: AsyncSession, schedule: YearSchedule, actor: str) -
         target_type="calendar",
         target_id=str(schedule.year),
     )
+    await reference_versions.new_version(session, "calendar", f"载入 {schedule.year} 年节假日安排", actor)
     await session.flush()
     calendar = await working_calendar(session)
     changed = 0
@@ -171,6 +239,10 @@ async def set_policy(session: AsyncSession, body: DeadlinePolicyBody, actor: str
         target_type="deadline_policy",
         target_id=body.step,
         detail=body.model_dump(),
+    )
+    scope = "、".join(x for x in (body.department_code, body.category_code) if x) or "全部"
+    await reference_versions.new_version(
+        session, "deadline_policies", f"期限规则 {body.step}（{scope}）：{body.days} 天（{body.count}）", actor
     )
     await session.flush()
     return _policy_view(row)

@@ -72,12 +72,18 @@ async def submit_report(
         fingerprint = request_fingerprint(body.model_dump_json().encode())
         replay = await idempotency.claim(session, context.cipher, claim, fingerprint)
         if replay is not None:
-            return ReportReceipt.model_validate(replay.body)
+            receipt = ReportReceipt.model_validate(replay.body)
+            # The answer was recorded before the number was taken (see below): the report holds it.
+            number = await session.scalar(select(Report.number).where(Report.id == receipt.id))
+            return receipt.model_copy(update={"number": number})
 
-    receipt = await _create_report(session, context, principal, body)
+    receipt, year, region_code = await _create_report(session, context, principal, body)
     if claim is not None:
+        # Recorded before the number is taken, so that taking it is the last statement before the commit: the
+        # county's counter row stays locked for one statement and the commit, not for this write as well.
         await idempotency.record(session, context.cipher, claim, 201, receipt.model_dump(mode="json"))
-    return receipt
+    number = await _assign_number(session, receipt.id, year, region_code)
+    return receipt.model_copy(update={"number": number})
 
 
 def _check_channel(principal: Principal | PartnerPrincipal, body: ReportSubmission) -> None:
@@ -96,7 +102,9 @@ def _check_channel(principal: Principal | PartnerPrincipal, body: ReportSubmissi
 
 async def _create_report(
     session: AsyncSession, context: AppContext, principal: Principal | PartnerPrincipal, body: ReportSubmission
-) -> ReportReceipt:
+) -> tuple[ReportReceipt, int, str]:
+    """The report and everything that comes with it, under a placeholder number; answers the receipt, and the year
+    and county whose counter gives the number."""
     location = body.location
     # Routing also checks the category against the active ones.
     routing = await routing_service.route(
@@ -157,22 +165,21 @@ async def _create_report(
     await session.flush()
     session.add(routing_service.decision_row(report_id, routing, "automatic"))
     session.add_all(duplicates.candidate_rows(report_id, candidates))
-    days, count = await deadline_service.rule_for(
-        session, deadline_service.ACCEPTANCE, routing.department_id, body.category
-    )
-    await deadline_service.open_deadline(session, report_id, deadline_service.ACCEPTANCE, now, days, count)
+    deadlines = await deadline_service.reference_at(session, context, routing.reference_version)
+    days, count = deadlines.rule_for(deadline_service.ACCEPTANCE, routing.department_id, body.category)
+    session.add(deadline_service.first_deadline(deadlines, report_id, deadline_service.ACCEPTANCE, now, days, count))
     await _attach_uploads(session, report_id, body.upload_ids)
     if body.caller is not None and (body.caller.name or body.caller.phone):
         session.add(_contact(context, report_id, body.caller.name, body.caller.phone))
     await session.flush()
-    number = await _assign_number(session, report_id, now.astimezone(CHINA_TZ).year, region_code)
-    return ReportReceipt(
+    receipt = ReportReceipt(
         id=report_id,
-        number=number,
+        number=report.number,
         query_code=query_code,
         status=reporter_status(report.state, routing.department_name),
         submitted_at=now,
     )
+    return receipt, now.astimezone(CHINA_TZ).year, region_code
 
 
 async def _claimable_uploads(session: AsyncSession, owner: str, upload_ids: list[uuid.UUID]) -> list[Upload]:

@@ -208,7 +208,7 @@ async def current_version(session: AsyncSession) -> int:
 # --- reference data: versions ----------------------------------------------------------------------------------
 
 
-async def _new_version(session: AsyncSession, kind: str, summary: str, actor: str) -> int:
+async def new_version(session: AsyncSession, kind: str, summary: str, actor: str) -> int:
     latest = await session.scalar(select(func.max(ReferenceChange.version)))
     version = int(latest or 0) + 1
     try:
@@ -276,7 +276,7 @@ async def save_jurisdictions(
         session.add(row)
     await session.flush()
     names = "、".join(f.name for f in features[:5]) + ("等" if len(features) > 5 else "")
-    version = await _new_version(session, reference.JURISDICTIONS, f"导入 {len(features)} 个行政区域：{names}", actor)
+    version = await new_version(session, reference.JURISDICTIONS, f"导入 {len(features)} 个行政区域：{names}", actor)
     return JurisdictionImportResult(
         imported=len(features), reference_version=version, adcodes=[f.adcode for f in features]
     )
@@ -327,7 +327,7 @@ async def create_department(
     department = Department(code=code, name=name, jurisdiction_adcode=jurisdiction_adcode)
     session.add(department)
     await session.flush()
-    await _new_version(session, "departments", f"新增部门 {name}（{code}）", actor)
+    await new_version(session, "departments", f"新增部门 {name}（{code}）", actor)
     return department_view(department)
 
 
@@ -351,7 +351,7 @@ async def create_category(session: AsyncSession, code: str, name: str, actor: st
     count = await session.scalar(select(func.count()).select_from(Category))
     session.add(Category(code=code, name=name, sort_order=int(count or 0), is_active=True, created_at=utcnow()))
     await session.flush()
-    await _new_version(session, "categories", f"新增行业领域 {name}（{code}）", actor)
+    await new_version(session, "categories", f"新增行业领域 {name}（{code}）", actor)
 
 
 # --- rules -------------------------------------------------------------------------------------------------------
@@ -372,7 +372,7 @@ async def create_rule(
         await _require_jurisdiction(session, jurisdiction_adcode)
     department = await catalog.active_department(session, department_code)
     place = jurisdiction_adcode or "任意地区"
-    version = await _new_version(session, "rules", f"新增规则 {category_code} @ {place} → {department.name}", actor)
+    version = await new_version(session, "rules", f"新增规则 {category_code} @ {place} → {department.name}", actor)
     rule = RoutingRule(
         category_code=category_code,
         jurisdiction_adcode=jurisdiction_adcode,
@@ -394,7 +394,7 @@ async def retire_rule(session: AsyncSession, rule_id: uuid.UUID, actor: str) -> 
     assert department is not None
     if rule.is_active:
         rule.is_active = False
-        rule.retired_in_version = await _new_version(
+        rule.retired_in_version = await new_version(
             session, "rules", f"停用规则 {rule.category_code} @ {rule.jurisdiction_adcode or '任意地区'}", actor
         )
         await session.flush()

@@ -99,6 +99,26 @@ def test_working_day_deadlines_are_provisional_until_the_year_is_loaded(api: Api
     assert bad.status_code == 422
 
 
+def _acceptance(api: Api, case_id: str) -> dict[str, Any]:
+    view = api.client.get(f"/v1/staff/cases/{case_id}", headers=api.staff("dispatcher")).json()
+    return next(d for d in view["deadlines"] if d["step"] == "acceptance")
+
+
+def test_a_policy_or_calendar_change_reaches_the_next_submission_of_a_process_that_cached_the_old(api: Api) -> None:
+    """Submissions keep the deadline policies and the calendar in memory, keyed by the reference-data version."""
+    before = _acceptance(api, _case(api, "cached"))  # this process now holds the policies of this version
+    assert (before["days"], before["count"]) == (3, "working")
+    admin = api.staff("admin")
+    policy = {"step": "acceptance", "days": 10, "count": "calendar", "category_code": "hazardous_chemicals"}
+    assert api.client.put("/v1/admin/deadline-policies", headers=admin, json=policy).status_code == 200
+    after = _acceptance(api, _case(api, "fresh"))
+    assert (after["days"], after["count"]) == (10, "calendar")
+    year = {"year": 2027, "holidays": ["2027-01-01"], "workdays": []}
+    assert api.client.post("/v1/admin/calendar-years", headers=admin, json=year).status_code == 200
+    kinds = [c["kind"] for c in api.client.get("/v1/admin/reference-changes", headers=admin).json()]
+    assert kinds[:2] == ["calendar", "deadline_policies"]
+
+
 def test_identity_is_masked_revealed_only_with_a_reason_and_every_reveal_is_audited(api: Api) -> None:
     operator = api.staff("hotline")
     upload = api.upload_id(operator, data=small_jpeg(7))
