@@ -101,8 +101,9 @@ class IntakeSettings(BaseModel):
     # Duplicate candidates: open reports of the same category this close and this recent, or sharing a photo.
     duplicate_radius_m: float = 100.0
     duplicate_window_days: int = 30
-    # Largest Hamming distance between two 64-bit perceptual hashes that still counts as the same photo.
-    similar_photo_bits: int = 6
+    # Largest Hamming distance between two 64-bit perceptual hashes that still counts as the same photo. At most 7:
+    # hashes are found by their eight bytes, and two hashes within 7 bits of each other share at least one byte.
+    similar_photo_bits: int = Field(default=6, ge=0, le=7)
     idempotency_hours: int = 24
 
 

@@ -11,12 +11,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import IntakeSettings
 from app.intake.evidence import haversine_m
-from app.intake.models import DuplicateCandidate, Report, Upload
+from app.intake.models import DuplicateCandidate, PhotoHashBand, Report, Upload
 
 FINISHED_STATES = ("closed", "rejected", "merged")
 # A dispatcher reads a handful of candidates, not hundreds: where many reports pile up on one spot (a fire seen by a
@@ -37,6 +37,19 @@ class Candidate:
 
 def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def hash_bands(perceptual_hash: str) -> list[tuple[int, int]]:
+    """The eight bytes of a 64-bit hash as (position, value). Two hashes at most 7 bits apart differ in at most 7
+    bytes, so they share at least one: looking up each byte by index finds every similar photo (pigeonhole)."""
+    return [(band, int(perceptual_hash[2 * band : 2 * band + 2], 16)) for band in range(8)]
+
+
+def band_rows(upload_id: uuid.UUID, perceptual_hash: str, created_at: datetime) -> list[dict[str, object]]:
+    return [
+        {"upload_id": upload_id, "band": band, "value": value, "created_at": created_at}
+        for band, value in hash_bands(perceptual_hash)
+    ]
 
 
 async def find_candidates(
@@ -109,13 +122,25 @@ async def _nearby(
 async def _similar_photo(
     session: AsyncSession, settings: IntakeSettings, region_code: str, since: datetime, hashes: list[str]
 ) -> dict[uuid.UUID, tuple[str, None]]:
-    # Perceptual hashes cannot be looked up by index; the open reports of one county in the window are few
-    # enough (hundreds to a few thousand) to compare in memory.
+    if not hashes:
+        return {}
+    # Only photos sharing a byte of the hash with one of ours can be within 7 bits (``hash_bands``); a photo is
+    # uploaded at most the unattached lifetime before the report that uses it.
+    uploaded_since = since - timedelta(hours=settings.unattached_upload_hours)
+    bands = sorted({band for mine in hashes for band in hash_bands(mine)})
     rows = (
         await session.execute(
             select(Report.id, Report.number, Upload.perceptual_hash)
-            .join(Upload, Upload.report_id == Report.id)
-            .where(Report.region_code == region_code, Report.created_at >= since, Report.state.not_in(FINISHED_STATES))
+            .select_from(PhotoHashBand)
+            .join(Upload, Upload.id == PhotoHashBand.upload_id)
+            .join(Report, Report.id == Upload.report_id)
+            .where(
+                tuple_(PhotoHashBand.band, PhotoHashBand.value).in_(bands),
+                PhotoHashBand.created_at >= uploaded_since,
+                Report.region_code == region_code,
+                Report.created_at >= since,
+                Report.state.not_in(FINISHED_STATES),
+            )
         )
     ).all()
     return {

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -48,6 +49,18 @@ class Upload(UUIDPrimaryKey, CreatedAt, Base):
     exif_latitude: Mapped[float | None] = mapped_column(Float)
     report_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"), index=True)
     position: Mapped[int | None] = mapped_column(Integer)
+
+
+class PhotoHashBand(Base):
+    """One byte of an upload's perceptual hash, so that similar photos are found by index (see ``duplicates``)."""
+
+    __tablename__ = "photo_hash_bands"
+    __table_args__ = (Index("ix_photo_hash_bands_lookup", "band", "value", "created_at"),)
+
+    upload_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True)
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    value: Mapped[int] = mapped_column(SmallInteger)
+    created_at: Mapped[datetime]  # the upload's
 
 
 # What the statistics read, carried in their indexes so that a dashboard query over a million reports is one

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import idempotency
 from app.core.context import AppContext
 from app.core.db import insert_or_ignore, unit_of_work, utcnow
-from app.intake import imaging
+from app.intake import duplicates, imaging
 from app.intake.errors import UploadNotFound
-from app.intake.models import Upload
+from app.intake.models import PhotoHashBand, Upload
 from app.intake.schemas import UploadView
 from app.storage.base import StorageUnavailable
 
@@ -79,9 +79,11 @@ async def receive_upload(context: AppContext, owner: str, data: bytes, idempoten
     await _store_objects(context, keys, data, processed)
 
     async with unit_of_work(context.sessions) as session:
-        inserted = await insert_or_ignore(
-            session, Upload, _row_values(upload_id, owner, sha256, data, keys, processed), ["owner", "sha256"]
-        )
+        values = _row_values(upload_id, owner, sha256, data, keys, processed)
+        inserted = await insert_or_ignore(session, Upload, values, ["owner", "sha256"])
+        if inserted:
+            bands = duplicates.band_rows(upload_id, processed.perceptual_hash, values["created_at"])
+            await session.execute(insert(PhotoHashBand), bands)
         upload = await _find_by_hash(session, owner, sha256)
         assert upload is not None
         if claim is not None:
