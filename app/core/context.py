@@ -46,7 +46,9 @@ def build_security(settings: Settings) -> tuple[TokenCodec, FieldCipher, BlindIn
     )
 
 
-def get_context(connection: HTTPConnection) -> AppContext:
+async def get_context(connection: HTTPConnection) -> AppContext:
+    # Dependencies that do no I/O are still ``async def``: FastAPI runs a plain ``def`` one in its thread pool, a
+    # hop between threads on every request for what is an attribute read.
     context: AppContext = connection.app.state.context
     return context
 

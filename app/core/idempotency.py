@@ -54,7 +54,7 @@ class StoredResponse:
     body: Any
 
 
-def idempotency_key_header(
+async def idempotency_key_header(
     idempotency_key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", description="重试安全：同一键与同一内容返回同一结果"),
@@ -65,7 +65,7 @@ def idempotency_key_header(
     return idempotency_key
 
 
-def required_idempotency_key_header(
+async def required_idempotency_key_header(
     idempotency_key: Annotated[
         str,
         Header(alias="Idempotency-Key", description="涉及资金的操作必填：同一键与同一内容返回同一结果，重试安全"),

@@ -54,7 +54,7 @@ COMMAND_ERRORS = error_responses(401, 403, 404, 409, 422)
 QUERY_ERRORS = error_responses(401, 403, 422)
 
 
-def reward_filter(
+async def reward_filter(
     state: Annotated[list[RewardState] | None, Query(max_length=10, description="状态，可多选")] = None,
     stage: Annotated[Literal["verification", "penalty"] | None, Query()] = None,
     department_id: uuid.UUID | None = None,

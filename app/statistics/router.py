@@ -41,7 +41,7 @@ class InvalidPeriod(InvalidInput):
     message = "统计期间不合法：起始日不能晚于截止日，且最长三年"
 
 
-def stats_filter(
+async def stats_filter(
     date_from: Annotated[date | None, Query(description="起始日（北京时间，含）；默认截止日前 29 天")] = None,
     date_to: Annotated[date | None, Query(description="截止日（北京时间，含）；默认今天")] = None,
     category: Annotated[str | None, Query(max_length=40)] = None,
