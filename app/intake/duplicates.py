@@ -61,14 +61,14 @@ async def find_candidates(
     latitude: float,
     region_code: str,
     now: datetime,
-    photos: list[Upload],
+    photo_hashes: list[str],
     same_photo: dict[uuid.UUID, str],
 ) -> list[Candidate]:
     """``same_photo``: the reports that already hold one of these photos byte for byte (the caller has them)."""
     since = now - timedelta(days=settings.duplicate_window_days)
     nearby = await _nearby(session, settings, category_code, longitude, latitude, since)
     same = {report_id: (number, None) for report_id, number in same_photo.items()}
-    similar = await _similar_photo(session, settings, region_code, since, [p.perceptual_hash for p in photos])
+    similar = await _similar_photo(session, settings, region_code, since, photo_hashes)
     numbers: dict[uuid.UUID, str] = {}
     for found in (nearby, same, similar):
         numbers.update({report_id: number for report_id, (number, _) in found.items()})
