@@ -3,11 +3,13 @@
 One async engine per process, made by the app factory (never at import). SQLite is the embedded default: every
 transaction starts with ``BEGIN IMMEDIATE`` so a transaction that reads and then writes cannot fail with
 "database is locked" half-way (SQLite has no ``SELECT ... FOR UPDATE``; taking the write lock up front is its
-equivalent). PostgreSQL is used in production.
+equivalent), and the transactions of one process queue for that lock in turn (``_WriterGate``) rather than poll for
+it. PostgreSQL is used in production.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,14 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+import sqlalchemy.exc
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_
 
 from app.core.config import DatabaseSettings
 
+# How long a transaction waits for the SQLite write lock before failing as "database is locked".
+SQLITE_BUSY_SECONDS = 30
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -90,7 +96,7 @@ def _create_sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
     engine = create_async_engine(
         settings.url,
         echo=settings.echo,
-        connect_args={"timeout": 30},
+        connect_args={"timeout": SQLITE_BUSY_SECONDS},
         # A pool of aiosqlite connections buys nothing: SQLite admits one writer and every transaction here
         # writes or may write. NullPool also keeps tests free of cross-event-loop connections.
         poolclass=NullPool,
@@ -105,14 +111,54 @@ def _create_sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cursor.close()
+
+    gate = _WriterGate()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        gate.enter(connection.connection.dbapi_connection)
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        gate.leave(dbapi_connection)
+
     return engine
+
+
+class _WriterGate:
+    """The one SQLite writer of this process, handed over in turn.
+
+    Every transaction begins IMMEDIATE, so SQLite admits one at a time; left to itself, a waiting connection polls
+    (its busy handler sleeps 1, 2, 5 … 100 ms between tries), so under load the unlucky wait seconds while others
+    overtake them. Here the transactions of one process queue on an asyncio lock instead, in arrival order, and the
+    next begins as soon as the last connection is handed back after its commit or rollback. Other processes (a
+    separate worker) still meet at SQLite's own lock and its busy timeout.
+
+    Entered from inside SQLAlchemy's greenlet (the "begin" event), hence ``await_``; a connection that already holds
+    the gate (several transactions on one connection) does not wait for itself.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._holder: int | None = None
+
+    def enter(self, dbapi_connection: Any) -> None:
+        if self._holder == id(dbapi_connection):
+            return
+        try:
+            await_(asyncio.wait_for(self._lock.acquire(), SQLITE_BUSY_SECONDS))
+        except TimeoutError:
+            # What SQLite itself answers when its busy timeout runs out.
+            raise sqlalchemy.exc.OperationalError("BEGIN IMMEDIATE", None, Exception("database is locked")) from None
+        self._holder = id(dbapi_connection)
+
+    def leave(self, dbapi_connection: Any) -> None:
+        if self._holder == id(dbapi_connection):
+            self._holder = None
+            self._lock.release()
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
