@@ -85,6 +85,11 @@ class Report(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "reports"
     __table_args__ = (
         Index("ix_reports_reporter_id_created_at", "reporter_id", "created_at"),
+        # The staff queues: a department's newest first (and everyone's, for the dispatcher), and the per-state
+        # counts of its open cases, which read only the index entries of the open states.
+        Index("ix_reports_department_id_created_at", "department_id", "created_at", "id"),
+        Index("ix_reports_created_at", "created_at", "id"),
+        Index("ix_reports_department_id_state", "department_id", "state"),
         Index("ix_reports_category_code_created_at", "category_code", "created_at"),
         Index("ix_reports_statistics", "received_on", postgresql_include=["department_id", *STATISTICS_COLUMNS]),
         Index(
@@ -127,7 +132,7 @@ class Report(UUIDPrimaryKey, CreatedAt, Base):
     state_changed_at: Mapped[datetime | None]
     event_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
-    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"))
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"), index=True)
     rejection_reason: Mapped[str | None] = mapped_column(String(40))
     finished_at: Mapped[datetime | None]
     appeals_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -154,7 +159,7 @@ class DuplicateCandidate(UUIDPrimaryKey, CreatedAt, Base):
     __table_args__ = (UniqueConstraint("report_id", "candidate_id"),)
 
     report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"), index=True)
-    candidate_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"))
+    candidate_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"), index=True)
     distance_m: Mapped[float | None] = mapped_column(Float)
     same_photo: Mapped[bool] = mapped_column(Boolean, default=False)
     similar_photo: Mapped[bool] = mapped_column(Boolean, default=False)

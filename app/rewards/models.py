@@ -108,7 +108,7 @@ class RewardLedgerEntry(UUIDPrimaryKey, CreatedAt, Base):
     kind: Mapped[str] = mapped_column(String(20))
     account: Mapped[str] = mapped_column(String(10))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"))
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"), index=True)
     policy_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reward_policies.id"))
     actor_id: Mapped[str] = mapped_column(String(80))
     reverses_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reward_ledger.id"))

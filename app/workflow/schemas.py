@@ -323,7 +323,7 @@ class QueueItem(BaseModel):
 class QueuePage(BaseModel):
     items: list[QueueItem]
     next_cursor: str | None
-    counts: dict[str, int] = Field(description="符合其余筛选条件的案件按状态计数")
+    counts: dict[str, int] = Field(description="符合其余筛选条件的在办案件按状态计数（已办结、不予受理、已合并的不计）")
 
 
 class AuditEntryView(BaseModel):

@@ -49,6 +49,13 @@ def test_queue_filters_keyset_pages_and_counts(api: Api) -> None:
     ).json()
     seen = [i["id"] for i in page["items"] + rest["items"]]
     assert seen == list(reversed(ids))
+    rejected = _case(api, "rejected")
+    refer = {"reason": "outside_jurisdiction", "refer_to": "清远市清城区应急管理局"}
+    assert api.command(dispatcher, rejected, "reject", refer).status_code == 200
+    # Finished cases are listed but not counted: the counts are the work in hand.
+    with_rejected = api.client.get("/v1/staff/cases", headers=dispatcher, params={"limit": 2}).json()
+    assert with_rejected["items"][0]["id"] == rejected
+    assert with_rejected["counts"] == {"submitted": 4, "assigned": 1}
     chemicals = api.client.get(
         "/v1/staff/cases", headers=dispatcher, params={"category": "hazardous_chemicals", "state": ["submitted"]}
     ).json()
