@@ -802,6 +802,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             workdir,
             connections=args.upload_connections,
         )
+        # Every 201 should be a photo of its own: one object directory per stored upload.
+        report["upload"]["stored_uploads"] = sum(1 for _ in (workdir / "objects" / "uploads").iterdir())
         servers.stop(api)
         report["scratch_server_log"] = sr.scan_server_log(log_path)
         report["scratch_stored"] = asyncio.run(sr.stored_counts(base, SCRATCH_DATABASE))
