@@ -822,6 +822,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         inspector = asyncio.run(staff_login(api_url, *INSPECTOR))
         first = asyncio.run(get_json(api_url, "/v1/staff/cases", inspector))
+        if not first.get("next_cursor"):
+            raise sr.BenchError(f"the inspector's queue has a single page: {first.get('counts')}")
         cursor_path = "/v1/staff/cases?" + urllib.parse.urlencode({"cursor": first["next_cursor"]})
         report["cases"].update(asyncio.run(case_facts(base, cases_db, "441881-emergency")))
         report["cases"]["queue_first_page"] = {"items": len(first["items"]), "counts": first["counts"]}
@@ -889,26 +891,29 @@ def measure_sqlite(args: argparse.Namespace, servers: Servers, workdir: Path) ->
     env = api_env(url, workdir / "sqlite-objects", embedded_worker=True)
     server, base_url = servers.start(API_APP, 1, env, log_path)
     logins = asyncio.run(sr.login_reporters(base_url, args.reporters))
+    # Every phase's uploads are written while the server is stopped: a long write of ours would hold SQLite's
+    # single write lock and could put lock errors in the server's log that the server did not cause.
+    servers.stop(server)
     config = submit_config(args, workdir, logins, sqlite_uploads(url))
+    phases = {
+        "warmup": config("warmup", SQLITE_RATE * 1.2, args.warmup) if args.warmup else None,
+        "paced": config("paced", SQLITE_RATE * 1.2, args.sqlite_seconds),
+        "saturation": config("saturation", args.max_sqlite_rps, args.duration),
+    }
+    server, base_url = servers.start(API_APP, 1, env, log_path)
     wrk = {
         "threads": args.threads,
         "workdir": workdir,
         "connections": args.sqlite_connections,
         "timeout_s": args.request_timeout,
     }
-    if args.warmup:
+    if phases["warmup"]:
         sr.step(f"embedded mode: warm-up {args.warmup:g} s at {SQLITE_RATE:g}/s")
-        run_wrk(base_url, config("warmup", SQLITE_RATE, args.warmup), seconds=args.warmup, pace_rps=SQLITE_RATE, **wrk)
+        run_wrk(base_url, phases["warmup"], seconds=args.warmup, pace_rps=SQLITE_RATE, **wrk)
     sr.step(f"embedded mode: paced at {SQLITE_RATE:g}/s for {args.sqlite_seconds:g} s")
-    paced = run_wrk(
-        base_url,
-        config("paced", SQLITE_RATE * 1.2, args.sqlite_seconds),
-        seconds=args.sqlite_seconds,
-        pace_rps=SQLITE_RATE,
-        **wrk,
-    )
+    paced = run_wrk(base_url, phases["paced"], seconds=args.sqlite_seconds, pace_rps=SQLITE_RATE, **wrk)
     sr.step(f"embedded mode: saturation {args.duration:g} s")
-    saturation = run_wrk(base_url, config("saturation", args.max_rps, args.duration), seconds=args.duration, **wrk)
+    saturation = run_wrk(base_url, phases["saturation"], seconds=args.duration, **wrk)
     servers.stop(server)
     text = log_path.read_text(errors="replace")
     return {
@@ -1045,6 +1050,11 @@ def print_report(report: dict[str, Any], path: Path) -> None:
     print()
     for line in table_lines(report):
         print(line)
+    for name in ("submit", "sqlite"):
+        for phase in ("saturation", "paced"):
+            result = report[name].get(phase)
+            if result and result["wrapped"]:
+                print(f"WARNING {name} {phase}: the prepared uploads ran out and were reused: raise --max-rps")
     print(f"json: {path.relative_to(ROOT)}")
 
 
@@ -1073,6 +1083,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reporters", type=int, default=16, help="reporters posting submissions and photos (16)")
     parser.add_argument("--pgbench-clients", type=int, default=16, help="pgbench -c (16)")
     parser.add_argument("--max-rps", type=float, default=1000, help="uploads prepared per second of saturation")
+    parser.add_argument(
+        "--max-sqlite-rps", type=float, default=500, help="uploads prepared per second of the SQLite saturation"
+    )
     parser.add_argument("--request-timeout", type=float, default=30, help="wrk --timeout, s (30)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the temporary directory (logs, wrk configs)")
     args = parser.parse_args(argv)
