@@ -13,7 +13,7 @@ What it does, all on loopback, every step bounded in time:
    processes, and our own pipeline ``app.intake.imaging.process_image`` on the same photo, also on 2 processes;
 3. endpoints, each with wrk (bench/load.lua) closed-loop at saturation (warm-up, then the measured window), then
    paced at 60% of the measured saturation rate: POST /v1/reports and POST /v1/uploads on a fresh scratch
-   database (``bench_load_<pid>``, the demo reference data seeded, so reports are routed as in production); the
+   database (``bench_load_run_<pid>``, the demo reference data seeded, so reports are routed as in production); the
    inspector's queue (first page and a cursor page) and GET /v1/me/reports on the cached database of 1,000,000
    generated cases (``bench_load_1m``, bench/dashboard.py's generator, reused while it matches the migration head);
    then the embedded mode (SQLite, one process, embedded worker on) paced at 200 submissions/s, and at saturation;
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -56,12 +57,12 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 import submit_reports as sr  # noqa: E402  (bench/ is not a package; its helpers are reused, not copied)
 
 WRK_SCRIPT = BENCH / "load.lua"
-JOLLA = Path("/work/shared/data/photos/jpg/mobile/jolla.jpg")
+JOLLA = ROOT.parent / "shared" / "data" / "photos" / "jpg" / "mobile" / "jolla.jpg"  # ../shared, as in README
 PHOTO_SIZE = (4000, 3000)  # 12 megapixels
 PHOTO_QUALITY = 90
 REENCODE_QUALITY = 85
 CACHE_PREFIX = "bench_load_"
-SCRATCH_DATABASE = f"{CACHE_PREFIX}{os.getpid()}"
+SCRATCH_DATABASE = f"bench_load_run_{os.getpid()}"
 INSPECTOR = ("inspector", "demo-inspector")
 MY_REPORTS = 50
 PACE_SHARE = 0.6
@@ -385,8 +386,6 @@ def make_photo(path: Path) -> dict[str, Any]:
         resized = source.convert("RGB").resize(PHOTO_SIZE, Image.Resampling.LANCZOS)
     resized.save(path, "JPEG", quality=PHOTO_QUALITY, exif=exif)
     data = path.read_bytes()
-    import hashlib
-
     return {
         "source": str(JOLLA),
         "size": list(PHOTO_SIZE),
