@@ -100,9 +100,12 @@ def test_verdicts() -> None:
     assert result["photo upload"]["verdict"] == "PASS"
     assert result["embedded SQLite"]["verdict"] == "FAIL"  # a lock error in the log
     assert load.verdicts(figures, 50_000)["inspector queue"]["verdict"] == "n/a"
+    never_answered = {**figures, "queue_first_paced_p99_ms": 10.0, "queue_cursor_paced_p99_ms": math.inf}
+    assert load.verdicts(never_answered, 1_000_000)["inspector queue"]["verdict"] == "FAIL"
     assert load.verdicts({}, 1_000_000)["submit"]["verdict"] == "n/a"
 
 
 def test_ratio_of_missing_figures_is_nan() -> None:
     assert load.ratio(10, 20) == 0.5
+    assert load.ratio(0, 20) == 0
     assert math.isnan(load.ratio(None, 20)) and math.isnan(load.ratio(10, 0))
