@@ -292,17 +292,27 @@ ConfigFor = Callable[[str, float, float], dict[str, Any]]  # (phase, highest rat
 
 
 def measure_endpoint(
-    name: str, base_url: str, config_for: ConfigFor, args: argparse.Namespace, workdir: Path, *, connections: int
+    name: str,
+    base_url: str,
+    config_for: ConfigFor,
+    args: argparse.Namespace,
+    workdir: Path,
+    *,
+    connections: int,
+    settle: Callable[[], float] = lambda: 0.0,
 ) -> dict[str, Any]:
-    """Warm-up and saturation (closed loop), then paced at 60% of the saturation rate."""
+    """Warm-up and saturation (closed loop), then paced at 60% of the saturation rate; ``settle`` after each."""
     wrk = {"threads": args.threads, "workdir": workdir, "connections": connections, "timeout_s": args.request_timeout}
+    settled: list[float] = []
     if args.warmup:
         sr.step(f"{name}: warm-up {args.warmup:g} s, {connections} connections")
         run_wrk(base_url, config_for("warmup", args.max_rps, args.warmup), seconds=args.warmup, **wrk)
+        settled.append(settle())
     sr.step(f"{name}: saturation {args.duration:g} s")
     saturation = run_wrk(base_url, config_for("saturation", args.max_rps, args.duration), seconds=args.duration, **wrk)
+    settled.append(settle())
     target = PACE_SHARE * saturation["ok_rps"]
-    out = {"saturation": saturation, "paced_target_rps": target}
+    out = {"saturation": saturation, "paced_target_rps": target, "settle_s": settled}
     if target < 0.5:
         out["paced"] = None
         return out
@@ -310,7 +320,35 @@ def measure_endpoint(
     out["paced"] = run_wrk(
         base_url, config_for("paced", target * 1.2 + 5, args.duration), seconds=args.duration, pace_rps=target, **wrk
     )
+    settled.append(settle())
     return out
+
+
+def settler(base: Any, database: str, limit_s: float = 120) -> Callable[[], float]:
+    """Waits until ``database`` runs no query: when a window ends wrk closes its connections, but the server still
+    finishes their requests, and their queries would otherwise run into the next window."""
+
+    async def active() -> int:
+        connection = await sr._connect(base, base.database or "postgres")
+        try:
+            return int(
+                await connection.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active'", database
+                )
+            )
+        finally:
+            await connection.close()
+
+    def settle() -> float:
+        started = time.monotonic()
+        while asyncio.run(active()) and time.monotonic() - started < limit_s:
+            time.sleep(0.5)
+        waited = time.monotonic() - started
+        if waited > 2:
+            sr.step(f"waited {waited:.0f} s for {database} to finish the last window's queries")
+        return waited
+
+    return settle
 
 
 def get_config(path: str, token: str = "") -> ConfigFor:
@@ -782,6 +820,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         logins = asyncio.run(sr.login_reporters(api_url, args.reporters))
         make_pg_uploads = postgres_uploads(base, SCRATCH_DATABASE)
+        scratch_settle = settler(base, SCRATCH_DATABASE)
 
         # pgbench copies a row the API wrote: one submission first, by a reporter of its own.
         template_login = asyncio.run(sr.login_reporters(api_url, args.reporters + 1))[-1]
@@ -803,6 +842,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args,
             workdir,
             connections=args.connections,
+            settle=scratch_settle,
         )
         split = report["photo"]["comment_offset"]
         report["upload"] = measure_endpoint(
@@ -812,8 +852,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args,
             workdir,
             connections=args.upload_connections,
+            settle=scratch_settle,
         )
-        # Every 201 should be a photo of its own: one object directory per stored upload.
+        # Every 201 should be a photo of its own: at least one object directory per 201 (requests still running
+        # when a window closes are finished by the server and stored too).
         report["upload"]["stored_uploads"] = sum(1 for _ in (workdir / "objects" / "uploads").iterdir())
         servers.stop(api)
         report["scratch_server_log"] = sr.scan_server_log(log_path)
@@ -831,6 +873,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             api_env(sr._url(base, cases_db), workdir / "objects", embedded_worker=False),
             cases_log,
         )
+        cases_settle = settler(base, cases_db)
         inspector = asyncio.run(staff_login(api_url, *INSPECTOR))
         first = asyncio.run(get_json(api_url, "/v1/staff/cases", inspector))
         if not first.get("next_cursor"):
@@ -845,6 +888,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args,
             workdir,
             connections=args.connections,
+            settle=cases_settle,
         )
         report["queue_cursor"] = measure_endpoint(
             "inspector queue, cursor page",
@@ -853,6 +897,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args,
             workdir,
             connections=args.connections,
+            settle=cases_settle,
         )
         token, reporter_id = asyncio.run(sr.login_reporters(api_url, 1))[0]
         report["cases"]["my_reports"] = asyncio.run(give_reports(base, cases_db, reporter_id, MY_REPORTS))
@@ -863,6 +908,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args,
             workdir,
             connections=args.connections,
+            settle=cases_settle,
         )
         servers.stop(api)
         report["cases_server_log"] = sr.scan_server_log(cases_log)
