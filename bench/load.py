@@ -1,7 +1,7 @@
 """Load on this machine in one run: its ceilings, then our endpoints at saturation and at a constant 60% of it.
 
-    make bench-load                      # the full run (~15 min; plus ~5 min the first time, to generate 1M cases)
-    make bench-load ARGS=--quick         # a smoke run of a few minutes (50,000 cases, 1 s warm-up, 5 s windows)
+    make bench-load                      # the full run (~12 min; the first time, plus 5-15 min to generate 1M cases)
+    make bench-load ARGS=--quick         # a smoke run of ~5 min (50,000 cases, 1 s warm-up, 5 s windows)
     .venv/bin/python bench/load.py --duration 20 --warmup 5 --regenerate
 
 What it does, all on loopback, every step bounded in time:
