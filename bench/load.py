@@ -316,7 +316,11 @@ def measure_endpoint(
     if target < 0.5:
         out["paced"] = None
         return out
-    sr.step(f"{name}: paced at {target:.1f}/s ({PACE_SHARE:.0%} of {saturation['ok_rps']:.1f}/s) {args.duration:g} s")
+    wrk["connections"] = paced_connections(target, args.threads, connections)
+    sr.step(
+        f"{name}: paced at {target:.1f}/s ({PACE_SHARE:.0%} of {saturation['ok_rps']:.1f}/s) {args.duration:g} s, "
+        f"{wrk['connections']} connections"
+    )
     out["paced"] = run_wrk(
         base_url, config_for("paced", target * 1.2 + 5, args.duration), seconds=args.duration, pace_rps=target, **wrk
     )
@@ -349,6 +353,12 @@ def settler(base: Any, database: str, limit_s: float = 120) -> Callable[[], floa
         return waited
 
     return settle
+
+
+def paced_connections(rate: float, threads: int, most: int) -> int:
+    """Enough connections for the paced rate and no more: each is reused within about 3 s, well inside uvicorn's
+    5 s keep-alive timeout (a connection the server closes while idle shows in wrk as a read error)."""
+    return max(threads, min(most, threads + math.ceil(3 * rate)))
 
 
 def get_config(path: str, token: str = "") -> ConfigFor:

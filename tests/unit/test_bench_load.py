@@ -109,3 +109,9 @@ def test_ratio_of_missing_figures_is_nan() -> None:
     assert load.ratio(10, 20) == 0.5
     assert load.ratio(0, 20) == 0
     assert math.isnan(load.ratio(None, 20)) and math.isnan(load.ratio(10, 0))
+
+
+def test_paced_connections_are_few_enough_to_stay_alive() -> None:
+    assert load.paced_connections(0.7, 2, 32) == 5
+    assert load.paced_connections(4.7, 2, 32) == 17
+    assert load.paced_connections(2000, 2, 32) == 32
