@@ -63,7 +63,7 @@ PHOTO_QUALITY = 90
 REENCODE_QUALITY = 85
 CACHE_PREFIX = "bench_load_"
 SCRATCH_DATABASE = f"bench_load_run_{os.getpid()}"
-INSPECTOR = ("inspector", "demo-inspector")
+INSPECTOR = "inspector"  # a demo staff account (app/demo/seed.py): its password and department come from there
 MY_REPORTS = 50
 PACE_SHARE = 0.6
 SQLITE_RATE = 200.0
@@ -884,12 +884,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cases_log,
         )
         cases_settle = settler(base, cases_db)
-        inspector = asyncio.run(staff_login(api_url, *INSPECTOR))
+        from app.demo.seed import DEMO_STAFF
+
+        staff = next(s for s in DEMO_STAFF if s.username == INSPECTOR)
+        inspector = asyncio.run(staff_login(api_url, staff.username, staff.password))
         first = asyncio.run(get_json(api_url, "/v1/staff/cases", inspector))
         if not first.get("next_cursor"):
             raise sr.BenchError(f"the inspector's queue has a single page: {first.get('counts')}")
         cursor_path = "/v1/staff/cases?" + urllib.parse.urlencode({"cursor": first["next_cursor"]})
-        report["cases"].update(asyncio.run(case_facts(base, cases_db, "441881-emergency")))
+        report["cases"].update(asyncio.run(case_facts(base, cases_db, str(staff.department_code))))
         report["cases"]["queue_first_page"] = {"items": len(first["items"]), "counts": first["counts"]}
         report["queue_first"] = measure_endpoint(
             "inspector queue, first page",
