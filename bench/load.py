@@ -990,6 +990,7 @@ def measure_sqlite(args: argparse.Namespace, servers: Servers, workdir: Path) ->
         "paced": paced,
         "saturation": saturation,
         "lock_lines": sum(1 for line in text.splitlines() if LOCK_ERRORS.search(line)),
+        "lock_samples": [line[:500] for line in text.splitlines() if LOCK_ERRORS.search(line)][:10],
         "server_log": sr.scan_server_log(log_path),
     }
 
