@@ -12,7 +12,7 @@ RUN_ENV := HAZARD_ENVIRONMENT=development \
 	HAZARD_WECHAT__DEV_LOGIN=true \
 	HAZARD_PUBLIC_BASE_URL=http://$(HOST):$(PORT)
 
-.PHONY: run test lint openapi bench-submit bench-geo bench-dashboard clean
+.PHONY: run test lint openapi bench-submit bench-geo bench-dashboard bench-load clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -45,6 +45,11 @@ bench-submit: $(VENV)/.installed
 
 bench-dashboard: $(VENV)/.installed
 	$(BIN)/python bench/dashboard.py
+
+# Ceilings and every endpoint under load (wrk); ARGS=--quick for a smoke run. See bench/load.py.
+bench-load: $(VENV)/.installed
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python bench/load.py $(ARGS)
 
 bench-geo: $(VENV)/.installed
 	$(BIN)/python bench/geo_lookup.py

@@ -180,17 +180,19 @@ async def _exists() -> bool:
         await connection.close()
 
 
-async def generate(count: int) -> None:
-    await _admin(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-    await _admin(f'CREATE DATABASE "{NAME}"')
-    await asyncio.to_thread(upgrade, URL)
-    context = build_context(Settings(environment="test", database=DatabaseSettings(url=URL)))
+async def generate(count: int, name: str = NAME) -> None:
+    """(Re)creates the database ``name`` with ``count`` generated reports; bench/load.py reuses it."""
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await _admin(f'CREATE DATABASE "{name}"')
+    await asyncio.to_thread(upgrade, url)
+    context = build_context(Settings(environment="test", database=DatabaseSettings(url=url)))
     try:
         async with unit_of_work(context.sessions) as session:
             await seed_demo(session, context)
     finally:
         await close_context(context)
-    connection = await asyncpg.connect(f"{SERVER}/{NAME}")
+    connection = await asyncpg.connect(f"{SERVER}/{name}")
     try:
         for label, sql, args in (
             ("reports", GENERATE, (count,)),
@@ -212,13 +214,13 @@ async def generate(count: int) -> None:
         print("  rows: " + ", ".join(f"{r['relname']} {r['n_live_tup']:,}" for r in sizes))
     finally:
         await connection.close()
-    await refresh_rollups()
+    await refresh_rollups(url)
 
 
-async def refresh_rollups() -> None:
+async def refresh_rollups(url: str = URL) -> None:
     from app.statistics import rollup
 
-    context = build_context(Settings(environment="test", database=DatabaseSettings(url=URL)))
+    context = build_context(Settings(environment="test", database=DatabaseSettings(url=url)))
     try:
         started = time.perf_counter()
         await rollup.refresh(context)
