@@ -402,6 +402,7 @@ class LoadClient:
     def __init__(self, spec: LoadSpec, stop: Any) -> None:
         self.spec = spec
         self.stop = stop
+        self.stopped_by = "cap"  # "orchestrator" when the load ran until after the last fault, as it should
         self.random = random.Random(spec.seed)
         self.turn = spec.index
         self.statuses: Counter[str] = Counter()  # "<route> <status or exception>"
@@ -436,11 +437,13 @@ class LoadClient:
             "payments": self.payments,
             "drives": dict(self.drives),
             "elapsed": time.monotonic() - started,
+            "stopped_by": self.stopped_by,
         }
 
     async def watch_stop(self) -> None:
         while time.monotonic() < self.load_end:
             if self.stop.is_set():
+                self.stopped_by = "orchestrator"
                 self.load_end = time.monotonic()
                 self.hard_end = self.load_end + self.spec.grace_seconds
                 return
@@ -561,12 +564,11 @@ class LoadClient:
             tokens["payer"] = await self.staff_login("payer")
         except Abandoned:
             return
-        while time.monotonic() < self.hard_end:
+        # No new case after the load stops; the one in hand is finished (retrying until the hard end if need be).
+        while time.monotonic() < self.load_end:
             try:
                 record, reporter = await asyncio.wait_for(self.cases.get(), timeout=1.0)
             except TimeoutError:
-                if time.monotonic() > self.load_end:
-                    return
                 continue
             try:
                 await self.drive(record, reporter, tokens)
@@ -1074,14 +1076,15 @@ async def _run_async(
     clients = []
     for index in range(args.clients):
         spec = LoadSpec(
-            # A cap only: the load normally ends when the orchestrator sets stop_load after the last fault.
+            # A cap only, for a lost orchestrator: the load ends when it sets stop_load after the last fault, which
+            # can be long after --duration on a busy machine (each kill waits for its restart to answer).
             index,
             fleet.base_urls,
             args.reporters,
             args.staff,
             args.drive_every,
             passwords,
-            3 * args.duration,
+            3 * args.duration + 120 * (args.kills + 2),
             args.grace,
             index,
         )
@@ -1151,6 +1154,7 @@ async def _run_async(
         "submission_tries_max": max((s["tries"] for s in submissions), default=0),
         "refused": [s["refused"] for s in submissions if s.get("refused")][:10],
         "drives": dict(sum((Counter(load["drives"]) for load in loads), Counter())),
+        "stopped_by": [load["stopped_by"] for load in loads],
         "payments_started": len(payments),
         "payments_acknowledged": sum(p["acknowledged"] for p in payments),
         "statuses": dict(sorted(statuses.items())),
@@ -1190,6 +1194,11 @@ def run_checks(
     internal = {k: v for k, v in statuses.items() if " 500" in k}
     checks.check("no answer was a 500", not internal, f"500 answers: {internal or 'none'}")
     kills = report["faults"]["kills"]
+    checks.check(
+        "the load ran until after the last fault",
+        all(by == "orchestrator" for by in report["load"]["stopped_by"]),
+        f"clients stopped by {report['load']['stopped_by']} after {report['faults'].get('load_s')} s",
+    )
     checks.check(
         "every killed API process answered again",
         len(kills) == args.kills,
