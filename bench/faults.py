@@ -671,7 +671,8 @@ async def run_faults(
             t0 = time.monotonic()
             await asyncio.to_thread(fleet.kill_api, index)
             fleet.start_api(index)
-            up = await wait_ready(fleet.base_urls[index], fleet.apis[index], fleet.logdir / f"api-{index}.log", 60)
+            log_path = fleet.logdir / f"api-{index}.log"
+            up = await wait_ready(fleet.base_urls[index], fleet.apis[index], log_path, args.restart_timeout)
             log["kills"].append({"at_s": round(t0 - started, 1), "api": index, "back_in_s": round(up, 2)})
             step(f"kill -9 API {index} ({len(log['kills'])}/{args.kills}), answering again in {up:.1f} s")
         elif kind == "postgres":
@@ -1227,6 +1228,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--staff", type=int, default=2, help="staff drivers per client process (default 2)")
     parser.add_argument("--drive-every", type=int, default=3, help="staff drive every n-th case to payment")
     parser.add_argument("--plant", type=int, default=3, help="orphans to plant if the run left fewer (default 3)")
+    parser.add_argument(
+        "--restart-timeout", type=float, default=300, help="seconds a restarted API may take to answer (default 300)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, cluster)")
     args = parser.parse_args(argv)
     if not 5 <= args.duration <= 1800 or not 0 <= args.kills <= 200 or not 1 <= args.clients <= 8:
