@@ -12,7 +12,7 @@ RUN_ENV := HAZARD_ENVIRONMENT=development \
 	HAZARD_WECHAT__DEV_LOGIN=true \
 	HAZARD_PUBLIC_BASE_URL=http://$(HOST):$(PORT)
 
-.PHONY: run test lint openapi bench-submit bench-geo bench-dashboard bench-load clean
+.PHONY: run test lint openapi bench-submit bench-geo bench-dashboard bench-load evidence-faults clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -53,6 +53,11 @@ bench-load: $(VENV)/.installed
 
 bench-geo: $(VENV)/.installed
 	$(BIN)/python bench/geo_lookup.py
+
+# Faults and scale-out (docs/evidence.md): a private PostgreSQL, moto S3, two APIs, two workers, kill -9 x 20.
+# As root (the private cluster runs as the postgres OS user). Shorter: FAULTS_ARGS="--duration 40 --kills 5".
+evidence-faults: $(VENV)/.installed
+	$(BIN)/python bench/faults.py $(FAULTS_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -48,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     staff.add_argument("--department-code")
     staff.add_argument("--password-env", help="name of an environment variable holding the password")
     commands.add_parser("seed-demo")
-    commands.add_parser("cleanup")
+    cleanup = commands.add_parser("cleanup")
+    cleanup.add_argument(
+        "--orphan-grace-minutes",
+        type=int,
+        default=60,
+        help="remove objects with no row once older than this (default 60; 0 only with every API process stopped)",
+    )
     commands.add_parser("worker")
     commands.add_parser("refresh-statistics")
     openapi = commands.add_parser("openapi")
@@ -104,7 +110,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_seed_demo(settings))
         return 0
     if args.command == "cleanup":
-        asyncio.run(_cleanup(settings))
+        asyncio.run(_cleanup(settings, args.orphan_grace_minutes))
         return 0
     if args.command == "worker":
         asyncio.run(_worker(settings))
@@ -253,12 +259,14 @@ async def _refresh_statistics(settings: Settings) -> None:
     print("statistics rollups rebuilt" if done else "another process is rebuilding the rollups")
 
 
-async def _cleanup(settings: Settings) -> None:
+async def _cleanup(settings: Settings, orphan_grace_minutes: int) -> None:
+    from datetime import timedelta
+
     from app.intake.maintenance import cleanup
 
     context = build_context(settings)
     try:
-        result = await cleanup(context)
+        result = await cleanup(context, timedelta(minutes=max(0, orphan_grace_minutes)))
     finally:
         await close_context(context)
     print(

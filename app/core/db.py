@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import sqlalchemy.exc
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, make_url
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.util import await_
@@ -72,6 +73,28 @@ class UUIDPrimaryKey:
 
 class CreatedAt:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# SQLSTATE classes that mean "the server is not there for us right now": 08 connection exceptions; 57P01-57P03
+# admin shutdown, crash shutdown and cannot connect now (starting up, shutting down, in recovery).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database is unreachable (down, restarting, the connection lost), not that a
+    statement was wrong: the first is a 503 the caller may retry, the second a bug.
+
+    asyncpg raises a refused or reset connection as a plain ``ConnectionError`` (SQLAlchemy wraps only DBAPI
+    errors), and a connect that times out as ``TimeoutError``; the server's own refusals carry a SQLSTATE.
+    """
+    if isinstance(exc, ConnectionError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:

@@ -73,6 +73,11 @@ class ServiceUnavailable(DomainError):
     message = "服务暂时不可用，请稍后重试"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    message = "数据库暂时不可用，请稍后重试"
+
+
 def all_error_classes() -> list[type[DomainError]]:
     """Every DomainError subclass that has been imported, for the test that each has a status and code."""
     seen: list[type[DomainError]] = []

@@ -16,11 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import DomainError
+from app.core.db import is_database_unavailable
+from app.core.errors import DatabaseUnavailable, DomainError
 from app.core.logging import request_id_var
 
 log = logging.getLogger("app.http")
@@ -113,10 +115,21 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     return _error_json(500, "internal_error", "服务器内部错误，请稍后重试")
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database that is down or restarting is a 503 the client retries (with its Idempotency-Key, so a commit
+    whose answer was lost is replayed, not repeated); any other database error is a bug, answered 500."""
+    if not is_database_unavailable(exc):
+        return await _unexpected_error(request, exc)
+    log.warning("database unavailable", extra={"error": type(exc).__name__, "detail": str(exc)[:200]})
+    return await _domain_error(request, DatabaseUnavailable())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(ConnectionError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -34,10 +34,12 @@ class CleanupResult:
     idempotency_records_purged: int = 0
 
 
-async def cleanup(context: AppContext) -> CleanupResult:
+async def cleanup(context: AppContext, orphan_grace: timedelta = ORPHAN_GRACE) -> CleanupResult:
+    """``orphan_grace`` shorter than the default is for an operator who knows no upload is in flight (every API
+    process stopped): an object younger than it may belong to a row about to be committed."""
     result = CleanupResult()
     result.uploads_removed = await _remove_unattached_uploads(context)
-    result.orphan_objects_removed = await _remove_orphan_objects(context)
+    result.orphan_objects_removed = await _remove_orphan_objects(context, orphan_grace)
     async with unit_of_work(context.sessions) as session:
         hours = context.settings.intake.idempotency_hours
         result.idempotency_records_purged = await idempotency.purge_expired(session, timedelta(hours=hours))
@@ -77,9 +79,9 @@ async def _remove_unattached_uploads(context: AppContext) -> int:
             return removed
 
 
-async def _remove_orphan_objects(context: AppContext) -> int:
+async def _remove_orphan_objects(context: AppContext, grace: timedelta) -> int:
     objects = await context.storage.list(UPLOAD_PREFIX)
-    cutoff = utcnow() - ORPHAN_GRACE
+    cutoff = utcnow() - grace
     candidates = {}
     for stored in objects:
         upload_id = upload_id_of_key(stored.key)

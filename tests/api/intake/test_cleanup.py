@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -62,3 +64,31 @@ def test_cleanup_removes_unattached_uploads_and_orphans_but_keeps_evidence(api: 
     remaining = _object_files(context)
     assert all(name.startswith(kept) for name in remaining) and len(remaining) == 3
     assert abandoned not in str(remaining)
+
+
+def test_cleanup_command_with_no_grace_removes_young_orphans_only(api: Api, client: TestClient) -> None:
+    """``cleanup --orphan-grace-minutes 0`` (every API process stopped, as bench/faults.py runs it): an orphan
+    written a moment ago goes; the objects of an upload row, however young, stay."""
+    context: AppContext = client.app.state.context  # type: ignore[attr-defined]
+    headers = api.reporter("alice")
+    kept = api.upload_id(headers, data=small_jpeg(3))
+    orphan_key = "uploads/00000000-0000-4000-8000-000000000002/original.jpeg"
+    client.portal.call(context.storage.put, orphan_key, b"orphan", "image/jpeg")  # type: ignore[union-attr]
+    settings = context.settings
+    environment = {
+        **os.environ,
+        "HAZARD_DATABASE__URL": settings.database.url,
+        "HAZARD_STORAGE__LOCAL_ROOT": str(settings.storage.local_root),
+        "HAZARD_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "app.cli", "cleanup"]
+
+    default = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60, check=True)
+    assert "0 orphan objects" in default.stdout
+    swept = subprocess.run(
+        [*command, "--orphan-grace-minutes", "0"], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert swept.returncode == 0, swept.stderr
+    assert "1 orphan objects" in swept.stdout
+    remaining = _object_files(context)
+    assert len(remaining) == 3 and all(name.startswith(kept) for name in remaining)

@@ -1,0 +1,33 @@
+"""A database that is down answers 503 ``database_unavailable`` in the error shape, never a 500, and the same
+process answers normally once the database is back."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from app.core.config import DatabaseSettings, Settings
+from app.demo.seed import DEMO_STAFF
+from app.main import create_app
+from tests.support.servers import free_port
+
+DISPATCHER = next(s for s in DEMO_STAFF if s.username == "dispatcher")
+
+
+def test_a_refused_database_connection_is_a_503_and_the_process_recovers(settings: Settings) -> None:
+    down = settings.model_copy(
+        update={"database": DatabaseSettings(url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")}
+    )
+    login = {"username": DISPATCHER.username, "password": DISPATCHER.password}
+    with TestClient(create_app(down)) as client:
+        refused = client.post("/v1/auth/staff/login", json=login)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json() == {"error": {"code": "database_unavailable", "message": "数据库暂时不可用，请稍后重试"}}
+
+        # The database comes back: the same process, with a new engine on a reachable URL, answers normally.
+        from app.core.db import create_engine, create_session_factory
+
+        context = client.app.state.context  # type: ignore[attr-defined]
+        context.engine = create_engine(settings.database)
+        context.sessions = create_session_factory(context.engine)
+        assert client.post("/v1/auth/staff/login", json=login).status_code == 200
