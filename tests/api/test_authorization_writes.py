@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from sqlalchemy import select
 
 from app.core.config import Settings
 from app.core.db import Base, unit_of_work
-from tests.api.rewards.flow import PAYEE, PAYMENT, new_case, ok, rewards_of, verify
+from tests.api.rewards.flow import PAYEE, PAYMENT, command, new_case, ok, rewards_of, verify
 from tests.api.rewards.test_rewards import YINGDE_POLICY
 from tests.api.test_authorization_matrix import EVERYONE, REPORTERS, WRITES
 from tests.support.api import Api
@@ -42,8 +41,13 @@ from tests.support.images import small_jpeg
 
 # Writes open to everyone (the body's secret, or the partner key, is the credential): nobody to refuse. Each is
 # tested where it lives (tests/api/identity, intake, rewards, open311).
-PUBLIC_WRITES = {"login_reporter_wechat", "login_staff", "lookup_report", "claim_reward_by_code"}
-PUBLIC_WRITES |= {"open311_create_request"}
+PUBLIC_WRITES = {
+    "login_reporter_wechat",
+    "login_staff",
+    "lookup_report",
+    "claim_reward_by_code",
+    "open311_create_request",
+}
 UNCOMPARED_TABLES = {"audit_log"}  # refused identity reveals are audited on purpose
 UNCOMPARED_COLUMNS = {"geometry_wkb"}  # megabytes of polygons; a jurisdiction's other columns show any change
 OUT_OF_SCOPE = {"case_not_found", "reward_not_found"}  # the object in the path, as if it did not exist
@@ -130,9 +134,9 @@ async def _rows(context: Any) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def matrix(api: Api, settings: Settings) -> Iterator[Matrix]:
+def matrix(api: Api, settings: Settings) -> Matrix:
     assert settings.storage.local_root is not None
-    yield Matrix(api, Path(settings.storage.local_root))
+    return Matrix(api, Path(settings.storage.local_root))
 
 
 def _cases(case_id: str, command: str) -> str:
@@ -171,14 +175,10 @@ def test_case_commands_with_real_bodies(api: Api, matrix: Matrix) -> None:
     _, unfounded = new_case(api, "alice")
     case_id = case["id"]
     dispatcher, inspector = matrix.headers["dispatcher"], matrix.headers["inspector"]
-    reason = {"reason": "液化气瓶在餐饮场所，属消防检查"}
 
     # Submitted.
-    matrix.check(
-        Write(
-            "reroute_case", _cases(other["id"], "reroute"), "dispatcher", {**reason, "department_code": "441881-fire"}
-        )
-    )
+    reroute = {"department_code": "441881-fire", "reason": "液化气瓶在餐饮场所，属消防检查"}
+    matrix.check(Write("reroute_case", _cases(other["id"], "reroute"), "dispatcher", reroute))
     matrix.check(Write("reject_case", _cases(other["id"], "reject"), "dispatcher", {"reason": "not_safety_matter"}))
     matrix.check(Write("merge_case", _cases(duplicate["id"], "merge"), "dispatcher", {"primary_id": case_id}))
     matrix.check(Write("supervise_case", _cases(case_id, "supervise"), "dispatcher", {"reason": "请加快办理"}))
@@ -253,11 +253,7 @@ def test_reward_commands_with_real_bodies(api: Api, matrix: Matrix) -> None:
     reversal = {"reason": "银行退票：户名不符"}
     matrix.check(Write("reverse_reward_payment", _rewards(paid["id"], "reverse-payment"), "payer", reversal))
 
-    ok(
-        api.client.post(
-            _rewards(refused["id"], "confirm"), headers={**matrix.headers["head"], "Idempotency-Key": "c"}, json={}
-        )
-    )
+    ok(command(api, "head", refused["id"], "confirm"))
     matrix.check(
         Write("reject_reward", _rewards(refused["id"], "reject"), "auditor", {"reason": "举报人系被举报单位负责人"})
     )
