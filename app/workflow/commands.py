@@ -298,7 +298,6 @@ async def verify(
     findings: str,
     attachments: list[uuid.UUID],
 ) -> CaseEvent:
-    await attach_staff_uploads(session, report, staff, attachments)
     event = await execute(
         session,
         report,
@@ -309,6 +308,8 @@ async def verify(
         payload={"outcome": outcome.value, "hazard_level": hazard_level, "penalty_fen": penalty_fen},
         attachments=[str(a) for a in attachments],
     )
+    # After the decision, so that a caller who may not verify hears so (403), not about the photos named.
+    await attach_staff_uploads(session, report, staff, attachments)
     # One current verification per case (an appeal can lead to a second one); each is on the timeline too.
     verification = await session.get(CaseVerification, report.id) or CaseVerification(report_id=report.id)
     verification.outcome, verification.hazard_level = outcome.value, hazard_level
@@ -388,7 +389,6 @@ async def _new_round(
 async def report_rectified(
     session: AsyncSession, report: Report, staff: StaffPrincipal, note: str | None, after_photos: list[uuid.UUID]
 ) -> CaseEvent:
-    await attach_staff_uploads(session, report, staff, after_photos)
     event = await execute(
         session,
         report,
@@ -398,6 +398,7 @@ async def report_rectified(
         attachments=[str(p) for p in after_photos],
         after_photo_count=len(after_photos),
     )
+    await attach_staff_uploads(session, report, staff, after_photos)  # after the decision, as in verify
     round_ = await current_round(session, report)
     assert round_ is not None
     round_.reported_at, round_.after_photo_ids = event.created_at, [str(p) for p in after_photos]

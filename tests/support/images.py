@@ -31,3 +31,61 @@ def small_jpeg(seed: int = 0, size: tuple[int, int] = (64, 48)) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height 8-bit RGB pixels and whose data holds almost none."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 100)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def small_png(size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 120, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def png_with_chunk(kind: bytes, data: bytes) -> bytes:
+    """A small valid PNG with one more chunk just before IEND."""
+    png = small_png()
+    end = png.rindex(b"IEND") - 4
+    return png[:end] + _chunk(kind, data) + png[end:]
+
+
+def deflated_zeros(size: int) -> bytes:
+    """``size`` zero bytes deflated at level 9: about a thousandth of the size."""
+    compressor = zlib.compressobj(9)
+    block = b"\x00" * (1 << 20)
+    parts = [compressor.compress(block) for _ in range(size >> 20)]
+    return b"".join(parts) + compressor.flush()
+
+
+def png_with_long_data(width: int = 64, height: int = 48, inflated: int = 32 << 20) -> bytes:
+    """A width x height PNG whose pixel stream inflates to ``inflated`` bytes, far beyond what its header needs."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = deflated_zeros(inflated)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) claims width x height."""
+    data = small_jpeg(5)
+    sof = data.index(b"\xff\xc0")
+    return data[: sof + 5] + struct.pack(">HH", height, width) + data[sof + 9 :]
+
+
+def webp_declaring(width: int, height: int) -> bytes:
+    """An extended WebP header (VP8X) with a width x height canvas and no image data."""
+    vp8x = b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 4 + 8 + len(vp8x)) + b"WEBP" + b"VP8X" + struct.pack("<I", len(vp8x)) + vp8x
+
+
+def jpeg_with_payload(payload: bytes) -> bytes:
+    """A small JPEG carrying ``payload`` in a comment (COM), in EXIF (ImageDescription) and after its end."""
+    image = Image.open(io.BytesIO(small_jpeg(6)))
+    exif = Image.Exif()
+    exif[0x010E] = payload.decode("latin-1")  # ImageDescription
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, exif=exif.tobytes(), comment=payload)
+    return buffer.getvalue() + payload

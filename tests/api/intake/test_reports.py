@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.core.validation import credit_code_check_char
 from tests.support.api import PHOTO_DIR, Api, random_uuid
+from tests.support.images import small_jpeg
 
 
 def test_submit_and_follow_a_report(api: Api) -> None:
@@ -164,3 +167,33 @@ def test_categories_are_listed(api: Api) -> None:
     categories = api.client.get("/v1/categories").json()
     assert len(categories) == 21
     assert {"code": "gas", "name": "燃气"} in categories
+
+
+def test_photo_lists_that_cannot_make_a_report_change_nothing(api: Api) -> None:
+    """Ten photos, one photo twice, another reporter's or a staff member's photo, one that does not exist: refused
+    with the field named and a Chinese message, no report made and every photo still free."""
+    alice, mallory = api.reporter("alice"), api.reporter("mallory")
+    own = [api.upload_id(alice, data=small_jpeg(500 + n)) for n in range(10)]
+    foreign = api.upload_id(mallory, data=small_jpeg(600))
+    evidence = api.upload_id(api.staff("inspector"), data=small_jpeg(601))
+    cases = [
+        ("ten photos", own, 422, "validation_error"),
+        ("the same photo twice", [own[0], own[1], own[0]], 422, "validation_error"),
+        ("another reporter's photo among mine", [own[0], foreign], 404, "upload_not_found"),
+        ("a staff member's photo", [evidence], 404, "upload_not_found"),
+        ("a photo that does not exist", [own[0], random_uuid()], 404, "upload_not_found"),
+        ("not an id", [own[0], "../uploads/x"], 422, "validation_error"),
+    ]
+    for name, ids, status, code in cases:
+        response = api.submit(alice, ids)
+        assert response.status_code == status, (name, response.text)
+        error = response.json()["error"]
+        assert error["code"] == code and error["field"].startswith("upload_ids"), (name, error)
+        assert re.search(r"[\u4e00-\u9fff]", error["message"]), (name, error)
+    assert api.client.get("/v1/me/reports", headers=alice).json()["items"] == []
+    for upload_id, owner in [*((u, alice) for u in own), (foreign, mallory)]:
+        assert api.client.get(f"/v1/uploads/{upload_id}", headers=owner).json()["attached"] is False
+    receipt = api.submit(alice, own[:9])
+    assert receipt.status_code == 201, receipt.text
+    detail = api.client.get(f"/v1/me/reports/{receipt.json()['id']}", headers=alice).json()
+    assert [photo["id"] for photo in detail["photos"]] == own[:9]
