@@ -5,6 +5,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from app.core.config import DatabaseSettings, IntakeSettings, Settings, StorageSettings, WeChatSettings
@@ -12,6 +13,11 @@ from tests.support.databases import PostgresTemplate, SqliteTemplate, backend_na
 from tests.support.servers import fake_wechat_app, serve_in_thread
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+# On a shared 2-core machine, timings say more about the neighbours than about a test: no per-example deadline and
+# no "generation is slow" failure. What each property checks is unchanged.
+hypothesis.settings.register_profile("suite", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("suite")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
