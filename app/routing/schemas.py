@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.validation import WholeNumber
 from app.geo.datum import Datum
 from app.intake.schemas import Location
 
@@ -83,7 +85,7 @@ class RuleCreate(BaseModel):
     category_code: str = Field(min_length=1, max_length=40)
     jurisdiction_adcode: str | None = Field(default=None, pattern=ADCODE_PATTERN, description="为空表示任意地区")
     department_code: str = Field(min_length=1, max_length=64)
-    priority: int = Field(default=0, ge=-1000, le=1000, strict=True)
+    priority: Annotated[int, WholeNumber] = Field(default=0, ge=-1000, le=1000, strict=True)
 
 
 class RuleView(BaseModel):
