@@ -26,8 +26,9 @@ class ConfirmBody(BaseModel):
     facts on file (the verification, the merge group, the employee flag)."""
 
     model_config = STRICT
-    discretionary_fen: Annotated[int, WholeNumber] | None = Field(
-        default=None, ge=0, le=10**12, strict=True, description="区间奖励的酌定金额（分）"
+    # The constraints inside, before the validator: on the union they reached the schema as "ge", not "minimum".
+    discretionary_fen: Annotated[int, Field(ge=0, le=10**12, strict=True), WholeNumber] | None = Field(
+        default=None, description="区间奖励的酌定金额（分）"
     )
     concealed_deaths: Annotated[int, WholeNumber] = Field(
         default=0, ge=0, le=100_000, strict=True, description="查实的瞒报死亡人数"

@@ -154,8 +154,9 @@ class VerifyBody(BaseModel):
     outcome: VerificationOutcome
     hazard_level: HazardLevel | None = Field(default=None, description="属实或部分属实时必填：一般 / 重大")
     enterprise: Enterprise | None = None
-    penalty_fen: Annotated[int, WholeNumber] | None = Field(
-        default=None, ge=0, le=10**12, strict=True, description="行政处罚金额（分）"
+    # The constraints inside, before the validator: on the union they reached the schema as "ge", not "minimum".
+    penalty_fen: Annotated[int, Field(ge=0, le=10**12, strict=True), WholeNumber] | None = Field(
+        default=None, description="行政处罚金额（分）"
     )
     standard_items: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=50, description="判定依据的标准条款"
@@ -167,8 +168,9 @@ class VerifyBody(BaseModel):
 class OrderRectificationBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     measures: Annotated[str, AfterValidator(multiline_text), Field(min_length=2, max_length=2000)]
-    deadline_days: Annotated[int, WholeNumber] | None = Field(
-        default=None, ge=1, le=365, strict=True, description="整改期限（日历日）"
+    # The constraints inside, before the validator: on the union they reached the schema as "ge", not "minimum".
+    deadline_days: Annotated[int, Field(ge=1, le=365, strict=True), WholeNumber] | None = Field(
+        default=None, description="整改期限（日历日）"
     )
 
 
