@@ -38,6 +38,7 @@ from app.rewards.schemas import (
     RewardTotals,
     RewardView,
 )
+from app.routing.schemas import CODE_PATTERN
 
 router = APIRouter(prefix="/v1/staff/rewards", tags=["rewards"])
 reporter_router = APIRouter(prefix="/v1/me/rewards", tags=["rewards (reporter)"])
@@ -58,8 +59,8 @@ def reward_filter(
     state: Annotated[list[RewardState] | None, Query(max_length=10, description="状态，可多选")] = None,
     stage: Annotated[Literal["verification", "penalty"] | None, Query()] = None,
     department_id: uuid.UUID | None = None,
-    category: Annotated[str | None, Query(max_length=40)] = None,
-    policy_code: Annotated[str | None, Query(max_length=64)] = None,
+    category: Annotated[str | None, Query(pattern=CODE_PATTERN, description="行业领域代码")] = None,
+    policy_code: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] = None,
     amount_min_fen: Annotated[int | None, Query(ge=0, le=10**12)] = None,
     amount_max_fen: Annotated[int | None, Query(ge=0, le=10**12)] = None,
     date_field: Annotated[Literal["created", "approved", "paid"], Query(description="按哪个日期筛选")] = "created",

@@ -21,6 +21,7 @@ from app.deadlines.schemas import DeadlinePolicyBody, DeadlinePolicyView
 from app.identity.dependencies import CurrentReporter, CurrentStaff, StaffPrincipal, requires, requires_any
 from app.identity.roles import Permission
 from app.intake.models import Report
+from app.routing.schemas import CODE_PATTERN
 from app.workflow import commands, service, transitions
 from app.workflow.errors import CaseNotFound, HazardLevelRequired, ReferralRequired
 from app.workflow.models import CaseEvent
@@ -312,7 +313,7 @@ async def list_cases(
     ],
     session: DbSession,
     state: Annotated[list[str] | None, Query(max_length=11)] = None,
-    category: Annotated[str | None, Query(max_length=40)] = None,
+    category: Annotated[str | None, Query(pattern=CODE_PATTERN, description="行业领域代码")] = None,
     jurisdiction: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
     department_id: uuid.UUID | None = None,
     overdue: bool | None = None,
