@@ -79,3 +79,11 @@ def test_category_filters_are_category_codes(api: Api) -> None:
     ):
         response = api.client.get(path, headers=api.staff(who), params={"category": "D9\x00"})
         assert response.status_code == 422 and response.json()["error"]["field"] == "category", (path, response.text)
+
+
+def test_reference_data_names_refuse_control_characters(api: Api) -> None:
+    # Found by schemathesis on PostgreSQL: a NUL in a category name failed there as a 500.
+    admin = api.staff("admin")
+    response = api.client.post("/v1/admin/categories", headers=admin, json={"code": "nul-test", "name": "a\x00b"})
+    assert response.status_code == 422, response.text
+    assert [problem["type"] for problem in response.json()["error"]["details"]] == ["control_characters"]
