@@ -12,7 +12,7 @@ RUN_ENV := HAZARD_ENVIRONMENT=development \
 	HAZARD_WECHAT__DEV_LOGIN=true \
 	HAZARD_PUBLIC_BASE_URL=http://$(HOST):$(PORT)
 
-.PHONY: run test lint openapi bench-submit bench-geo bench-dashboard bench-load evidence-faults clean
+.PHONY: run test lint openapi fuzz-api bench-submit bench-geo bench-dashboard bench-load evidence-faults clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -39,6 +39,19 @@ lint: $(VENV)/.installed
 
 openapi: $(VENV)/.installed
 	$(BIN)/python -m app.cli openapi --out openapi.yaml
+
+# Hostile input, long: schemathesis over every operation of openapi.yaml with every check (schemathesis.toml), as
+# each caller, on SQLite and then on PostgreSQL (FUZZ_DATABASE_URL; scratch databases made and dropped there). The
+# suite runs the same test briefly. Figures per caller are printed at the end of each run.
+FUZZ_EXAMPLES ?= 20
+FUZZ_CALLERS ?= anonymous,alice,hotline,dispatcher,inspector,fire-inspector,head,auditor,payer,admin
+FUZZ_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+FUZZ_RUN := $(BIN)/pytest tests/contract/test_schemathesis.py -p no:cacheprovider -s -q \
+	--schemathesis-long --schemathesis-examples=$(FUZZ_EXAMPLES) --schemathesis-callers=$(FUZZ_CALLERS)
+
+fuzz-api: $(VENV)/.installed
+	TEST_DATABASE_URL= $(FUZZ_RUN)
+	TEST_DATABASE_URL=$(FUZZ_DATABASE_URL) $(FUZZ_RUN)
 
 bench-submit: $(VENV)/.installed
 	$(BIN)/python bench/submit_reports.py

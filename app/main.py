@@ -22,6 +22,7 @@ from app.intake.router import router as intake_router
 from app.notifications import worker as outbox_worker
 from app.notifications.router import router as notifications_router
 from app.open311.router import admin_router as open311_admin_router
+from app.open311.router import not_found as open311_not_found
 from app.open311.router import router as open311_router
 from app.publication.router import public_router as publication_public_router
 from app.publication.router import router as publication_router
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
+    app.add_exception_handler(404, open311_not_found)
     app.include_router(identity_router)
     app.include_router(intake_router)
     app.include_router(routing_router)

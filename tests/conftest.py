@@ -119,3 +119,12 @@ def settings(database_url: str, tmp_path: Path, fake_wechat: tuple[str, object])
         wechat=WeChatSettings(api_base=fake_wechat[0], app_id="wx-test", app_secret="test-secret"),
         intake=IntakeSettings(),
     )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("schemathesis", "tests/contract/test_schemathesis.py (make fuzz-api runs it long)")
+    group.addoption("--schemathesis-examples", type=int, default=2, help="examples per operation and phase")
+    group.addoption("--schemathesis-long", action="store_true", help="every caller over every operation, every phase")
+    group.addoption(
+        "--schemathesis-callers", type=lambda text: tuple(text.split(",")), default=None, help="comma-separated callers"
+    )

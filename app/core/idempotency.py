@@ -23,7 +23,10 @@ from app.core.db import Base, insert_or_ignore, utcnow
 from app.core.errors import InvalidInput
 from app.core.security import FieldCipher
 
-_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+_KEY_REGEX = r"^[\x21-\x7e]{1,255}$"
+_KEY_PATTERN = re.compile(_KEY_REGEX)
+# The schema states the rule the checks below enforce (with their own code), so what it admits is accepted.
+_KEY_SCHEMA = {"pattern": _KEY_REGEX, "minLength": 1, "maxLength": 255}
 
 
 class IdempotencyKeyReused(InvalidInput):
@@ -57,7 +60,11 @@ class StoredResponse:
 async def idempotency_key_header(
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", description="重试安全：同一键与同一内容返回同一结果"),
+        Header(
+            alias="Idempotency-Key",
+            description="重试安全：同一键与同一内容返回同一结果",
+            json_schema_extra=_KEY_SCHEMA,
+        ),
     ] = None,
 ) -> str | None:
     if idempotency_key is not None and not _KEY_PATTERN.fullmatch(idempotency_key):
@@ -68,7 +75,11 @@ async def idempotency_key_header(
 async def required_idempotency_key_header(
     idempotency_key: Annotated[
         str,
-        Header(alias="Idempotency-Key", description="涉及资金的操作必填：同一键与同一内容返回同一结果，重试安全"),
+        Header(
+            alias="Idempotency-Key",
+            description="涉及资金的操作必填：同一键与同一内容返回同一结果，重试安全",
+            json_schema_extra=_KEY_SCHEMA,
+        ),
     ],
 ) -> str:
     if not _KEY_PATTERN.fullmatch(idempotency_key):

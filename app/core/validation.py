@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 # GB 32100-2015 统一社会信用代码: 18 characters from this alphabet (no I, O, Z, S, V); the last is a check digit.
 _CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -35,3 +40,33 @@ def control_characters(text: str, *, allow_newlines: bool) -> list[str]:
     """Control and format characters that have no place in user text (line breaks allowed where asked)."""
     allowed = {"\n", "\r", "\t"} if allow_newlines else set()
     return [c for c in text if c not in allowed and unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")]
+
+
+# Dates and times in query strings are ISO 8601 text, as the schema says (format: date / date-time). Pydantic's lax
+# mode would also take a number as seconds since 1970, so `date_to=0` read as 1970-01-01 (found by schemathesis).
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}.*")
+
+
+def _iso_text(pattern: re.Pattern[str], what: str) -> BeforeValidator:
+    def check(value: object) -> object:
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            raise ValueError(f"须为 ISO 8601 {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+IsoDate = Annotated[date, _iso_text(_ISO_DATE, "日期（YYYY-MM-DD）")]
+IsoDateTime = Annotated[datetime, _iso_text(_ISO_DATE_TIME, "时间（YYYY-MM-DDTHH:MM:SS+08:00）")]
+
+
+def _whole_number(value: object) -> object:
+    # JSON Schema counts 5.0 as an integer, and so do JSON libraries that write every number as a float; strict
+    # integer fields (which refuse "5" and true) take it as 5, and still refuse 5.5.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)

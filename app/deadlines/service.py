@@ -208,11 +208,11 @@ async def load_year(session: AsyncSession, schedule: YearSchedule, actor: str) -
 
 async def set_policy(session: AsyncSession, body: DeadlinePolicyBody, actor: str) -> DeadlinePolicyView:
     department_id = None
-    if body.department_code:
+    if body.department_code is not None:
         department_id = await session.scalar(select(Department.id).where(Department.code == body.department_code))
         if department_id is None:
             raise UnknownDepartment(field="department_code")
-    if body.category_code and await session.get(Category, body.category_code) is None:
+    if body.category_code is not None and await session.get(Category, body.category_code) is None:
         raise UnknownCategory(field="category_code")
     row = await session.scalar(
         select(DeadlinePolicy).where(

@@ -14,6 +14,7 @@ from pydantic import (
     StrictBool,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from app.core.validation import control_characters, is_valid_credit_code
 from app.geo.datum import Datum
@@ -24,15 +25,18 @@ STRICT = ConfigDict(extra="forbid")
 MAX_PHOTOS = 9
 
 
+# Rules no schema can state (a character's Unicode category, a check character) carry their own error type in the
+# details of a validation_error, so a caller, and the schemathesis check of what schema-valid input may be refused
+# for (tests/support/schemathesis_checks.py), can tell them from a broken schema.
 def plain_text(value: str) -> str:
     if control_characters(value, allow_newlines=False):
-        raise ValueError("不能包含控制字符")
+        raise PydanticCustomError("control_characters", "不能包含控制字符")
     return value.strip()
 
 
 def multiline_text(value: str) -> str:
     if control_characters(value, allow_newlines=True):
-        raise ValueError("不能包含控制字符")
+        raise PydanticCustomError("control_characters", "不能包含控制字符")
     return value.strip()
 
 
@@ -77,7 +81,11 @@ class Location(BaseModel):
 class Enterprise(BaseModel):
     model_config = STRICT
     name: Annotated[PlainText, Field(min_length=1, max_length=200)]
-    credit_code: str | None = Field(default=None, description="统一社会信用代码（18 位，校验位将被核验）")
+    credit_code: str | None = Field(
+        default=None,
+        pattern=r"^\s*[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{18}\s*$",
+        description="统一社会信用代码（18 位，校验位将被核验）",
+    )
 
     @field_validator("credit_code")
     @classmethod
@@ -86,7 +94,7 @@ class Enterprise(BaseModel):
             return None
         value = value.strip().upper()
         if not is_valid_credit_code(value):
-            raise ValueError("统一社会信用代码格式或校验位不正确")
+            raise PydanticCustomError("check_character", "统一社会信用代码格式或校验位不正确")
         return value
 
 

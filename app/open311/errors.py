@@ -37,6 +37,16 @@ class InvalidParameter(InvalidInput):
     message = "参数不合法"
 
 
+class ControlCharacters(InvalidParameter):
+    code = "control_characters"
+    message = "不能包含控制字符"
+
+
+class DateRangeReversed(InvalidParameter):
+    code = "date_range_reversed"
+    message = "end_date 不能早于 start_date"
+
+
 class DateRangeTooLong(InvalidInput):
     code = "date_range_too_long"
     message = "start_date 与 end_date 相隔不能超过 90 天"

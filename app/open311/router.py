@@ -16,10 +16,11 @@ from fastapi.routing import APIRoute
 
 from app.core.context import AppContext, get_context
 from app.core.errors import DomainError, PayloadTooLarge
-from app.core.http import cacheable_response, error_responses
+from app.core.http import cacheable_response, error_responses, http_error
 from app.core.session import DbSession
 from app.identity.dependencies import StaffPrincipal, requires
 from app.identity.roles import Permission
+from app.intake.schemas import HazardKind
 from app.open311 import formats, service
 from app.open311.errors import FormRequired, InvalidParameter, UnknownResource
 from app.open311.schemas import (
@@ -67,15 +68,45 @@ class Open311Route(APIRoute):
 
 router = APIRouter(prefix="/open311", tags=["open311"], route_class=Open311Route)
 Context = Annotated[AppContext, Depends(get_context)]
-Format = Annotated[str, Path(description="json 或 xml", examples=["json"])]
+# The schema names the two formats; the route answers any other with the spec's 404 (unknown_resource), not a 400.
+Format = Annotated[str, Path(description="json 或 xml", examples=["json"], json_schema_extra={"enum": ["json", "xml"]})]
 QueryText = Annotated[str | None, Query(max_length=4000)]
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# What the service parses, stated for the schema (an empty value is no filter, as partners send them).
+RequestIds = Annotated[
+    str | None,
+    Query(
+        max_length=4000,
+        pattern=f"^(?:{_UUID}(?:,{_UUID}){{0,99}})?$",
+        description="逗号分隔，最多 100 个；给出时忽略其他条件",
+    ),
+]
+Statuses = Annotated[str | None, Query(pattern="^(?:(?:open|closed)(?:,(?:open|closed))*)?$")]
+Moment = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "format": "date-time", "maxLength": 64},
+                {"type": "string", "maxLength": 0},
+                {"type": "null"},
+            ]
+        },
+        description="W3C 日期时间，须带时区；与另一端相隔不超过 90 天",
+    ),
+]
+ServiceCode = Annotated[str | None, Query(pattern=r"^(?:[a-z0-9][a-z0-9_-]{0,39})?$")]
 
 
 def _responses(model: Any, errors: str) -> dict[int | str, dict[str, Any]]:
-    """The answer and the spec's errors; one "4XX" entry, since the spec answers only 400, 403 and 404."""
+    """The answer and the spec's errors; one "4XX" entry, since the spec answers only 400, 403 and 404. 400 is named
+    too, since the app documents 400 (a body that is not even JSON) in its own error shape for every other route."""
+    spec_errors = {"model": list[Open311Error], "content": {"text/xml": {}}, "description": errors}
     return {
         200: {"model": model, "content": {"text/xml": {}}, "description": "JSON 或 XML（见路径扩展名）"},
-        "4XX": {"model": list[Open311Error], "content": {"text/xml": {}}, "description": errors},
+        400: spec_errors,
+        "4XX": spec_errors,
     }
 
 
@@ -151,13 +182,11 @@ async def list_requests(
     request: Request,
     session: DbSession,
     context: Context,
-    service_request_id: Annotated[
-        str | None, Query(max_length=4000, description="逗号分隔；给出时忽略其他条件")
-    ] = None,
-    service_code: QueryText = None,
-    start_date: QueryText = None,
-    end_date: QueryText = None,
-    status: QueryText = None,
+    service_request_id: RequestIds = None,
+    service_code: ServiceCode = None,
+    start_date: Moment = None,
+    end_date: Moment = None,
+    status: Statuses = None,
     jurisdiction_id: QueryText = None,
 ) -> Response:
     fmt = formats.checked(fmt)
@@ -192,27 +221,30 @@ async def get_request(
     return _cached(request, await service.request(session, context, service_request_id), "service_requests", fmt)
 
 
-FORM_FIELDS = {
-    name: {"type": "string"}
-    for name in (
-        "api_key",
-        "service_code",
-        "lat",
-        "long",
-        "description",
-        "attribute[hazard_kind]",
-        "attribute[enterprise_name]",
-        "attribute[observed_at]",
-        "first_name",
-        "last_name",
-        "phone",
-        "email",
-        "device_id",
-        "account_id",
-        "media_url",
-        "jurisdiction_id",
-    )
+_TEXT = {"type": "string"}
+_LATITUDE = r"^-?(?:[0-8]?[0-9](?:\.[0-9]{1,10})?|90(?:\.0{1,10})?)$"
+_LONGITUDE = r"^-?(?:(?:1[0-7][0-9]|[0-9]?[0-9])(?:\.[0-9]{1,10})?|180(?:\.0{1,10})?)$"
+# The form as the partner intake reads it (app/open311/service.py and the report it becomes), stated for the schema.
+FORM_FIELDS: dict[str, dict[str, Any]] = {
+    "api_key": {"type": "string", "minLength": 1, "maxLength": 200},
+    "service_code": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,39}$"},
+    "lat": {"type": "string", "pattern": _LATITUDE, "description": "WGS-84 纬度（十进制度）"},
+    "long": {"type": "string", "pattern": _LONGITUDE, "description": "WGS-84 经度（十进制度）"},
+    # Values are trimmed before they are read, so the first and last characters are not white space.
+    "description": {"type": "string", "minLength": 5, "maxLength": 1000, "pattern": r"^\S[\s\S]*\S$"},
+    "attribute[hazard_kind]": {"type": "string", "enum": [kind.value for kind in HazardKind]},
+    "attribute[enterprise_name]": {"type": "string", "maxLength": 200},
+    "attribute[observed_at]": {"type": "string", "format": "date-time", "description": "含时区；不填为提交时间"},
+    "first_name": {"type": "string", "maxLength": 20},
+    "last_name": {"type": "string", "maxLength": 20},
+    "phone": {"type": "string", "pattern": r"^\+?[0-9\- ]{5,20}$"},
+    "email": _TEXT,
+    "device_id": _TEXT,
+    "account_id": _TEXT,
+    "media_url": {"type": "string", "maxLength": 0, "description": "不接受（照片须经上传检查）"},
+    "jurisdiction_id": _TEXT,
 }
+FORM_REQUIRED = ["api_key", "service_code", "lat", "long", "description", "attribute[hazard_kind]"]
 
 
 @router.post(
@@ -231,7 +263,7 @@ FORM_FIELDS = {
             "required": True,
             "content": {
                 "application/x-www-form-urlencoded": {
-                    "schema": {"type": "object", "required": ["api_key", "service_code"], "properties": FORM_FIELDS}
+                    "schema": {"type": "object", "required": FORM_REQUIRED, "properties": FORM_FIELDS}
                 }
             },
         }
@@ -265,9 +297,12 @@ async def _form(request: Request) -> dict[str, str]:
     return form
 
 
-@router.api_route("/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
-async def unknown_resource(rest: str) -> Response:
-    raise UnknownResource()
+async def not_found(request: Request, exc: Exception) -> Response:
+    """The app's 404 for a path no route serves: in the spec's format under /open311, our own shape elsewhere. (A
+    catch-all route did this before, and made POST look like a method of every Open311 path to the 405's Allow.)"""
+    if request.url.path.startswith(router.prefix + "/"):
+        return spec_error(request, 404, UnknownResource.code, UnknownResource.message)
+    return await http_error(request, exc)
 
 
 # --- the admin's partner keys --------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from app.intake import service as intake_service
 from app.intake.schemas import HazardKind, PartnerReportSubmission
 from app.intake.uploads import CHINA_TZ
 from app.open311.errors import (
+    ControlCharacters,
+    DateRangeReversed,
     DateRangeTooLong,
     InvalidApiKey,
     InvalidParameter,
@@ -225,7 +227,7 @@ def _request(case: PublicCase) -> dict[str, Any]:
 
 def _check_range(start: datetime, end: datetime) -> None:
     if end < start:
-        raise InvalidParameter("end_date 不能早于 start_date", field="end_date")
+        raise DateRangeReversed(field="end_date")
     if end - start > MAX_RANGE:
         raise DateRangeTooLong(field="end_date")
 
@@ -326,7 +328,9 @@ def _submission(form: Mapping[str, str]) -> PartnerReportSubmission:
         first = exc.errors()[0]
         path = ".".join(str(part) for part in first["loc"])
         field = SPEC_FIELDS.get(path, path)
-        raise InvalidParameter(f"参数不合法：{field}（{first['msg']}）", field=field) from exc
+        # A control character is refused with a code of its own, as the rest of the API gives it a type of its own.
+        refusal = ControlCharacters if first["type"] == "control_characters" else InvalidParameter
+        raise refusal(f"参数不合法：{field}（{first['msg']}）", field=field) from exc
 
 
 def _number(form: Mapping[str, str], name: str) -> float:

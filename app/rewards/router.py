@@ -4,7 +4,6 @@ claim and appeal, and the reward policies. Money-moving commands require an Idem
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -16,6 +15,7 @@ from app.core.context import AppContext, get_context
 from app.core.http import error_responses
 from app.core.idempotency import required_idempotency_key_header
 from app.core.session import DbSession
+from app.core.validation import IsoDate
 from app.identity.dependencies import CurrentReporter, CurrentStaff, StaffPrincipal, requires, requires_any
 from app.identity.roles import Permission
 from app.rewards import exports, service
@@ -38,6 +38,7 @@ from app.rewards.schemas import (
     RewardTotals,
     RewardView,
 )
+from app.routing.schemas import CODE_PATTERN
 
 router = APIRouter(prefix="/v1/staff/rewards", tags=["rewards"])
 reporter_router = APIRouter(prefix="/v1/me/rewards", tags=["rewards (reporter)"])
@@ -58,13 +59,13 @@ async def reward_filter(
     state: Annotated[list[RewardState] | None, Query(max_length=10, description="状态，可多选")] = None,
     stage: Annotated[Literal["verification", "penalty"] | None, Query()] = None,
     department_id: uuid.UUID | None = None,
-    category: Annotated[str | None, Query(max_length=40)] = None,
-    policy_code: Annotated[str | None, Query(max_length=64)] = None,
+    category: Annotated[str | None, Query(pattern=CODE_PATTERN, description="行业领域代码")] = None,
+    policy_code: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] = None,
     amount_min_fen: Annotated[int | None, Query(ge=0, le=10**12)] = None,
     amount_max_fen: Annotated[int | None, Query(ge=0, le=10**12)] = None,
     date_field: Annotated[Literal["created", "approved", "paid"], Query(description="按哪个日期筛选")] = "created",
-    date_from: Annotated[date | None, Query(description="起始日（北京时间，含）")] = None,
-    date_to: Annotated[date | None, Query(description="截止日（北京时间，含）")] = None,
+    date_from: Annotated[IsoDate | None, Query(description="起始日（北京时间，含）")] = None,
+    date_to: Annotated[IsoDate | None, Query(description="截止日（北京时间，含）")] = None,
     payee_name: Annotated[str | None, Query(min_length=2, max_length=30, description="领奖人姓名（精确匹配）")] = None,
     payee_id_number: Annotated[str | None, Query(min_length=18, max_length=18, description="领奖人身份证号")] = None,
 ) -> service.RewardFilter:
@@ -431,6 +432,22 @@ async def list_reward_policies(_staff: PolicyAdmin, session: DbSession) -> list[
     return [service.policy_view(row) for row, _ in await service.policy_versions(session)]
 
 
+# What a schema can say of a policy document; app/rewards/policy.py parses the rest (every rule's own fields, a
+# minimum not above its maximum, an end not before the start), refusing unknown keys at every level.
+POLICY_DOCUMENT_SCHEMA: dict[str, Any] = {
+    "required": ["code", "name", "version", "effective_from", "rules"],
+    "properties": {
+        "code": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"},
+        "name": {"type": "string", "minLength": 1, "pattern": "[^\\s]"},
+        "version": {"type": "integer", "minimum": 1},
+        "effective_from": {"type": "string", "format": "date"},
+        "effective_to": {"type": ["string", "null"], "format": "date"},
+        "jurisdiction_scope": {"type": ["string", "null"], "pattern": "^[0-9]{6}(?:[0-9]{3}){0,2}$"},
+        "rules": {"type": "object", "description": "举报类别 → 规则（见 app/rewards/policy.py 的 policy_to_data）"},
+    },
+}
+
+
 @admin_router.post(
     "",
     operation_id="add_reward_policy",
@@ -439,6 +456,8 @@ async def list_reward_policies(_staff: PolicyAdmin, session: DbSession) -> list[
     responses=error_responses(401, 403, 409, 422),
 )
 async def add_reward_policy(
-    staff: PolicyAdmin, session: DbSession, document: Annotated[dict[str, Any], Body()]
+    staff: PolicyAdmin,
+    session: DbSession,
+    document: Annotated[dict[str, Any], Body(json_schema_extra=POLICY_DOCUMENT_SCHEMA)],
 ) -> PolicyVersionView:
     return await service.add_policy_version(session, staff, document)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.core.validation import WholeNumber
 from app.intake.schemas import multiline_text
 from app.rewards.channels import ChannelCode
 from app.rewards.policy import AccidentLevel
@@ -25,10 +26,13 @@ class ConfirmBody(BaseModel):
     facts on file (the verification, the merge group, the employee flag)."""
 
     model_config = STRICT
-    discretionary_fen: int | None = Field(
-        default=None, ge=0, le=10**12, strict=True, description="区间奖励的酌定金额（分）"
+    # The constraints inside, before the validator: on the union they reached the schema as "ge", not "minimum".
+    discretionary_fen: Annotated[int, Field(ge=0, le=10**12, strict=True), WholeNumber] | None = Field(
+        default=None, description="区间奖励的酌定金额（分）"
     )
-    concealed_deaths: int = Field(default=0, ge=0, le=100_000, strict=True, description="查实的瞒报死亡人数")
+    concealed_deaths: Annotated[int, WholeNumber] = Field(
+        default=0, ge=0, le=100_000, strict=True, description="查实的瞒报死亡人数"
+    )
     accident_level: AccidentLevel | None = Field(default=None, description="瞒报事故最终认定的等级")
     employee_of_unit: bool | None = Field(default=None, description="核实举报人为本单位从业人员；空则沿用举报时的声明")
     regulator_staff_or_relative: bool = Field(default=False, description="举报人为负有安全监管职责的工作人员或其近亲属")
@@ -64,9 +68,13 @@ class PayeeBody(BaseModel):
 
     model_config = STRICT
     real_name: Annotated[Text, Field(min_length=2, max_length=30)]
-    id_number: str = Field(min_length=18, max_length=18, description="18 位居民身份证号码（校验位会被核对）")
+    id_number: str = Field(
+        min_length=18, max_length=18, pattern=r"^[0-9]{17}[0-9Xx]$", description="18 位居民身份证号码（校验位会被核对）"
+    )
     bank_name: Annotated[Text, Field(min_length=2, max_length=60)] = Field(description="开户银行")
-    account_number: Annotated[str, AfterValidator(_account_number)] = Field(description="收款账号")
+    account_number: Annotated[str, AfterValidator(_account_number)] = Field(
+        pattern=r"^ *(?:[0-9] *){8,32}$", description="收款账号（8–32 位数字，可含空格）"
+    )
 
 
 class ClaimByCodeBody(PayeeBody):

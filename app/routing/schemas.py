@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
+from app.core.validation import WholeNumber, control_characters
 from app.geo.datum import Datum
 from app.intake.schemas import Location
 
@@ -57,10 +60,17 @@ class JurisdictionView(BaseModel):
     illustrative: bool
 
 
+def _no_control_characters(value: str) -> str:
+    # A NUL in a name reached PostgreSQL and failed there as a 500 (found by schemathesis on PostgreSQL).
+    if control_characters(value, allow_newlines=False):
+        raise PydanticCustomError("control_characters", "不能包含控制字符")
+    return value
+
+
 class DepartmentCreate(BaseModel):
     model_config = FORBID
     code: str = Field(pattern=CODE_PATTERN)
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[str, AfterValidator(_no_control_characters)] = Field(min_length=1, max_length=100)
     jurisdiction_adcode: str | None = Field(default=None, pattern=ADCODE_PATTERN)
 
 
@@ -75,7 +85,7 @@ class DepartmentView(BaseModel):
 class CategoryCreate(BaseModel):
     model_config = FORBID
     code: str = Field(pattern=CODE_PATTERN)
-    name: str = Field(min_length=1, max_length=40)
+    name: Annotated[str, AfterValidator(_no_control_characters)] = Field(min_length=1, max_length=40)
 
 
 class RuleCreate(BaseModel):
@@ -83,7 +93,7 @@ class RuleCreate(BaseModel):
     category_code: str = Field(min_length=1, max_length=40)
     jurisdiction_adcode: str | None = Field(default=None, pattern=ADCODE_PATTERN, description="为空表示任意地区")
     department_code: str = Field(min_length=1, max_length=64)
-    priority: int = Field(default=0, ge=-1000, le=1000, strict=True)
+    priority: Annotated[int, WholeNumber] = Field(default=0, ge=-1000, le=1000, strict=True)
 
 
 class RuleView(BaseModel):

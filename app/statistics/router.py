@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -13,9 +13,11 @@ from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.core.http import error_responses
 from app.core.session import DbSession
+from app.core.validation import IsoDate
 from app.deadlines.calendar import china_day
 from app.identity.dependencies import StaffPrincipal, requires
 from app.identity.roles import Permission
+from app.routing.schemas import CODE_PATTERN
 from app.statistics import exports, service
 from app.statistics.schemas import CampaignTable, Counts, Durations, Overdues, Rates, RewardTotalsByDepartment
 
@@ -42,9 +44,9 @@ class InvalidPeriod(InvalidInput):
 
 
 async def stats_filter(
-    date_from: Annotated[date | None, Query(description="起始日（北京时间，含）；默认截止日前 29 天")] = None,
-    date_to: Annotated[date | None, Query(description="截止日（北京时间，含）；默认今天")] = None,
-    category: Annotated[str | None, Query(max_length=40)] = None,
+    date_from: Annotated[IsoDate | None, Query(description="起始日（北京时间，含）；默认截止日前 29 天")] = None,
+    date_to: Annotated[IsoDate | None, Query(description="截止日（北京时间，含）；默认今天")] = None,
+    category: Annotated[str | None, Query(pattern=CODE_PATTERN, description="行业领域代码")] = None,
     department_id: uuid.UUID | None = None,
     jurisdiction: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$", description="行政区划代码（含下级）")] = None,
 ) -> service.StatsFilter:

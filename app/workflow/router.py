@@ -4,7 +4,6 @@ exactly like not found."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -15,12 +14,14 @@ from app.core.context import AppContext, get_context
 from app.core.errors import DomainError
 from app.core.http import error_responses
 from app.core.session import DbSession
+from app.core.validation import IsoDateTime
 from app.deadlines import service as deadline_service
 from app.deadlines.calendar import parse_year_schedule
 from app.deadlines.schemas import DeadlinePolicyBody, DeadlinePolicyView
 from app.identity.dependencies import CurrentReporter, CurrentStaff, StaffPrincipal, requires, requires_any
 from app.identity.roles import Permission
 from app.intake.models import Report
+from app.routing.schemas import CODE_PATTERN
 from app.workflow import commands, service, transitions
 from app.workflow.errors import CaseNotFound, HazardLevelRequired, ReferralRequired
 from app.workflow.models import CaseEvent
@@ -312,12 +313,12 @@ async def list_cases(
     ],
     session: DbSession,
     state: Annotated[list[str] | None, Query(max_length=11)] = None,
-    category: Annotated[str | None, Query(max_length=40)] = None,
+    category: Annotated[str | None, Query(pattern=CODE_PATTERN, description="行业领域代码")] = None,
     jurisdiction: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
     department_id: uuid.UUID | None = None,
     overdue: bool | None = None,
-    submitted_from: datetime | None = None,
-    submitted_to: datetime | None = None,
+    submitted_from: IsoDateTime | None = None,
+    submitted_to: IsoDateTime | None = None,
     flag: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
     mine: bool = False,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

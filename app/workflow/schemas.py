@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.core.validation import WholeNumber
 from app.intake.schemas import CategoryRef, Enterprise, HazardKind, Location, PhotoView, multiline_text
 from app.routing.schemas import DecisionView
 from app.workflow.transitions import VerificationOutcome
@@ -107,7 +108,9 @@ class HazardLevel(StrEnum):
 
 class PenaltyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    penalty_fen: int = Field(ge=0, le=10**12, strict=True, description="行政处罚金额（分）；0 表示决定不予罚款")
+    penalty_fen: Annotated[int, WholeNumber] = Field(
+        ge=0, le=10**12, strict=True, description="行政处罚金额（分）；0 表示决定不予罚款"
+    )
     decision_number: Annotated[str, AfterValidator(multiline_text), Field(min_length=2, max_length=100)] = Field(
         description="行政处罚决定书文号"
     )
@@ -151,7 +154,10 @@ class VerifyBody(BaseModel):
     outcome: VerificationOutcome
     hazard_level: HazardLevel | None = Field(default=None, description="属实或部分属实时必填：一般 / 重大")
     enterprise: Enterprise | None = None
-    penalty_fen: int | None = Field(default=None, ge=0, le=10**12, strict=True, description="行政处罚金额（分）")
+    # The constraints inside, before the validator: on the union they reached the schema as "ge", not "minimum".
+    penalty_fen: Annotated[int, Field(ge=0, le=10**12, strict=True), WholeNumber] | None = Field(
+        default=None, description="行政处罚金额（分）"
+    )
     standard_items: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=50, description="判定依据的标准条款"
     )
@@ -162,7 +168,10 @@ class VerifyBody(BaseModel):
 class OrderRectificationBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     measures: Annotated[str, AfterValidator(multiline_text), Field(min_length=2, max_length=2000)]
-    deadline_days: int | None = Field(default=None, ge=1, le=365, strict=True, description="整改期限（日历日）")
+    # The constraints inside, before the validator: on the union they reached the schema as "ge", not "minimum".
+    deadline_days: Annotated[int, Field(ge=1, le=365, strict=True), WholeNumber] | None = Field(
+        default=None, description="整改期限（日历日）"
+    )
 
 
 class ReportRectifiedBody(BaseModel):
@@ -179,7 +188,7 @@ class ReviewBody(BaseModel):
 
 class ExtensionRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    days: int = Field(ge=1, le=30, strict=True)
+    days: Annotated[int, WholeNumber] = Field(ge=1, le=30, strict=True)
     reason: Reason = Field(description="延期理由，将告知举报人")
 
 
@@ -190,7 +199,7 @@ class AppealBody(BaseModel):
 
 class RatingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    score: int = Field(ge=1, le=5, strict=True)
+    score: Annotated[int, WholeNumber] = Field(ge=1, le=5, strict=True)
     comment: Annotated[str, AfterValidator(multiline_text), Field(max_length=500)] | None = None
 
 
@@ -343,11 +352,19 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
+# The calendar's parser reads the dates (and says which one is wrong, in its own code); the schema states their form.
+IsoDateText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", json_schema_extra={"format": "date"})]
+
+
 class YearScheduleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    year: int = Field(ge=2000, le=2100, strict=True)
-    holidays: list[str] = Field(max_length=60, description="法定节假日（含周末）YYYY-MM-DD")
-    workdays: list[str] = Field(max_length=20, description="调休上班的周末 YYYY-MM-DD")
+    year: Annotated[int, WholeNumber] = Field(ge=2000, le=2100, strict=True)
+    holidays: list[IsoDateText] = Field(
+        max_length=60, json_schema_extra={"uniqueItems": True}, description="法定节假日（含周末）YYYY-MM-DD"
+    )
+    workdays: list[IsoDateText] = Field(
+        max_length=20, json_schema_extra={"uniqueItems": True}, description="调休上班的周末 YYYY-MM-DD"
+    )
 
 
 class YearScheduleResult(BaseModel):

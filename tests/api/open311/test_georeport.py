@@ -132,7 +132,7 @@ def test_requests_are_the_published_cases(api: Api) -> None:
     refused("invalid_parameter", status="pending")
     refused("unknown_service_code", service_code="nothing")
     refused("date_range_too_long", start_date="2026-01-01T00:00:00+08:00", end_date="2026-06-01T00:00:00+08:00")
-    refused("invalid_parameter", start_date="2026-06-01T00:00:00+08:00", end_date="2026-01-01T00:00:00+08:00")
+    refused("date_range_reversed", start_date="2026-06-01T00:00:00+08:00", end_date="2026-01-01T00:00:00+08:00")
     assert "时区" in refused("invalid_parameter", start_date="2026-06-01T00:00:00")
     refused("invalid_parameter", end_date="yesterday")
     refused("invalid_parameter", service_request_id="1,2,3")

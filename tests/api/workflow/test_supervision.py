@@ -161,3 +161,19 @@ def test_identity_is_masked_revealed_only_with_a_reason_and_every_reveal_is_audi
     actions = api.client.get("/v1/admin/audit-log", headers=api.staff("admin"), params={"target": case_id}).json()
     assert {"accept", "assign", "reveal_identity"} <= {e["action"] for e in actions["items"]}
     assert api.client.get("/v1/admin/audit-log", headers=dispatcher).status_code == 403
+
+
+def test_an_empty_code_in_a_deadline_policy_is_refused_not_stored(api: Api) -> None:
+    # Found by schemathesis: "" passed the existence check (falsy) and failed the foreign key as a 500.
+    admin = api.staff("admin")
+    for field in ("category_code", "department_code"):
+        body = {"step": "acceptance", "days": 5, "count": "calendar", field: ""}
+        response = api.client.put("/v1/admin/deadline-policies", headers=admin, json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == response.json()["error"] | {"code": "validation_error", "field": field}
+    unknown = api.client.put(
+        "/v1/admin/deadline-policies",
+        headers=admin,
+        json={"step": "acceptance", "days": 5, "count": "calendar", "category_code": "no-such-category"},
+    )
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_category"
