@@ -60,6 +60,16 @@ from app.workflow.transitions import OPEN as OPEN_STATES
 from app.workflow.transitions import STATE_NAMES, CaseState, Command, IllegalTransition
 
 OPEN_VALUES = sorted(s.value for s in OPEN_STATES)
+QUEUE_COLUMNS = (
+    Report.id,
+    Report.number,
+    Report.state,
+    Report.category_code,
+    Report.department_id,
+    Report.jurisdiction_adcode,
+    Report.created_at,
+    Report.flags,
+)
 DEPARTMENT_VISIBLE = tuple(
     s.value
     for s in CaseState
@@ -428,23 +438,25 @@ async def queue(
     # department's history) are not counted, so the count reads only the index entries of the open states.
     tally = _filtered(select(Report.state, func.count()), staff, filters, with_state=False)
     counts = dict((await session.execute(tally.where(Report.state.in_(OPEN_VALUES)).group_by(Report.state))).all())
+    # Plain rows of the columns a queue item shows, not Report objects: a page is the hot read of every inspector.
     query = _filtered(
-        select(Report, Category.name).join(Category, Category.code == Report.category_code),
+        select(*QUEUE_COLUMNS, Category.name).join(Category, Category.code == Report.category_code),
         staff,
         filters,
         with_state=True,
     )
     rows = (await session.execute(newest_first(query, Report.created_at, Report.id, cursor, limit))).all()
     page = rows[:limit]
-    due = await _next_due(session, [r.id for r, _ in page])
-    departments = await _department_names(session, {r.department_id for r, _ in page if r.department_id})
+    due = await _next_due(session, [r.id for r in page])
+    departments = await _department_names(session, {r.department_id for r in page if r.department_id})
     now = utcnow()
+    show_flags = has_permission(staff.role, Permission.VIEW_ALL_REPORTS)
     items = [
         QueueItem(
             id=r.id,
             number=r.number,
             state=r.state,
-            category=CategoryRef(code=r.category_code, name=name),
+            category=CategoryRef(code=r.category_code, name=r.name),
             department=(
                 DepartmentRef(id=r.department_id, name=departments[r.department_id]) if r.department_id else None
             ),
@@ -452,11 +464,11 @@ async def queue(
             submitted_at=r.created_at,
             next_due_at=due.get(r.id),
             overdue=bool(due.get(r.id) and due[r.id] < now),
-            flags=[f["code"] for f in r.flags] if has_permission(staff.role, Permission.VIEW_ALL_REPORTS) else [],
+            flags=[f["code"] for f in r.flags] if show_flags else [],
         )
-        for r, name in page
+        for r in page
     ]
-    next_cursor = encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return QueuePage(items=items, next_cursor=next_cursor, counts={k: int(v) for k, v in counts.items()})
 
 
