@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Header
-from sqlalchemy import Integer, String, Text, delete, select, update
+from sqlalchemy import Integer, String, Text, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -125,16 +125,32 @@ async def claim(
 async def record(
     session: AsyncSession, cipher: FieldCipher, claim: IdempotencyClaim, status_code: int, body: Any
 ) -> None:
-    table = IdempotencyRecord.__table__  # a table-level UPDATE: no ORM object is involved, and it is cheaper
-    result = await session.execute(
-        update(table)
-        .where(table.c.principal == claim.principal, table.c.operation == claim.operation, table.c.key == claim.key)
-        .values(
-            status_code=status_code,
-            response_encrypted=cipher.encrypt(json.dumps(body, ensure_ascii=False, separators=(",", ":"))),
-        )
-    )
+    result = await session.execute(RECORD, record_parameters(cipher, claim, status_code, body))
     assert result.rowcount == 1, "record() without a successful claim()"  # type: ignore[attr-defined]
+
+
+_RECORDS = IdempotencyRecord.__table__
+# The UPDATE that records the answer of a claimed key, built once (its parameters from record_parameters), so that
+# a caller can also send it with other statements (report submission does).
+RECORD = (
+    update(_RECORDS)
+    .where(
+        _RECORDS.c.principal == bindparam("idempotency_principal"),
+        _RECORDS.c.operation == bindparam("idempotency_operation"),
+        _RECORDS.c.key == bindparam("idempotency_key"),
+    )
+    .values(status_code=bindparam("idempotency_status"), response_encrypted=bindparam("idempotency_response"))
+)
+
+
+def record_parameters(cipher: FieldCipher, claim: IdempotencyClaim, status_code: int, body: Any) -> dict[str, Any]:
+    return {
+        "idempotency_principal": claim.principal,
+        "idempotency_operation": claim.operation,
+        "idempotency_key": claim.key,
+        "idempotency_status": status_code,
+        "idempotency_response": cipher.encrypt(json.dumps(body, ensure_ascii=False, separators=(",", ":"))),
+    }
 
 
 async def find(session: AsyncSession, claim: IdempotencyClaim) -> IdempotencyRecord | None:

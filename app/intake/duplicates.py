@@ -6,17 +6,34 @@ The dispatcher decides; nothing here merges. Points are compared in WGS-84 whate
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Float,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import IntakeSettings
 from app.intake.evidence import haversine_m
-from app.intake.models import DuplicateCandidate, PhotoHashBand, Report, Upload
+from app.intake.models import PhotoHashBand, Report, Upload
 
 FINISHED_STATES = ("closed", "rejected", "merged")
 # A dispatcher reads a handful of candidates, not hundreds: where many reports pile up on one spot (a fire seen by a
@@ -52,7 +69,14 @@ def band_rows(upload_id: uuid.UUID, perceptual_hash: str, created_at: datetime) 
     ]
 
 
-async def find_candidates(
+@dataclass(frozen=True)
+class Found:
+    candidates: list[Candidate]
+    # Each of the new report's photos (by SHA-256) that other reports already hold byte for byte: their numbers.
+    same_photo: dict[str, list[str]]
+
+
+async def look_up(
     session: AsyncSession,
     settings: IntakeSettings,
     *,
@@ -61,103 +85,157 @@ async def find_candidates(
     latitude: float,
     region_code: str,
     now: datetime,
-    photo_hashes: list[str],
-    same_photo: dict[uuid.UUID, str],
-) -> list[Candidate]:
-    """``same_photo``: the reports that already hold one of these photos byte for byte (the caller has them)."""
+    photos: Sequence[tuple[str, str]],
+) -> Found:
+    """The duplicate candidates of a new report, and the reports that already hold its photos, in one statement.
+
+    ``photos``: (SHA-256, perceptual hash) of each photo. Three kinds of row come back, told apart by ``kind``: open
+    reports of the category near the point (``near``, with their point), any report holding one of the photos byte
+    for byte (``same``, with that photo's SHA-256; closed reports too, for the evidence flag), and open reports of
+    the county with a photo sharing a byte of a perceptual hash (``similar``, with that hash; see ``hash_bands``).
+    """
     since = now - timedelta(days=settings.duplicate_window_days)
-    nearby = await _nearby(session, settings, category_code, longitude, latitude, since)
-    same = {report_id: (number, None) for report_id, number in same_photo.items()}
-    similar = await _similar_photo(session, settings, region_code, since, photo_hashes)
-    numbers: dict[uuid.UUID, str] = {}
-    for found in (nearby, same, similar):
-        numbers.update({report_id: number for report_id, (number, _) in found.items()})
-    found = [
-        Candidate(
-            report_id,
-            numbers[report_id],
-            nearby[report_id][1] if report_id in nearby else None,
-            report_id in same,
-            report_id in similar,
-        )
-        for report_id in numbers
-    ]
-    found.sort(key=lambda c: (not c.same_photo, not c.similar_photo, c.distance_m or 0.0, c.number))
-    return sorted(found[:MAX_CANDIDATES], key=lambda c: c.number)
-
-
-async def _nearby(
-    session: AsyncSession,
-    settings: IntakeSettings,
-    category_code: str,
-    longitude: float,
-    latitude: float,
-    since: datetime,
-) -> dict[uuid.UUID, tuple[str, float]]:
-    radius = settings.duplicate_radius_m
+    radius, bits = settings.duplicate_radius_m, settings.similar_photo_bits
     dlat = radius / METRES_PER_DEGREE
     dlon = radius / (METRES_PER_DEGREE * max(math.cos(math.radians(latitude)), 0.01))
-    rows = (
-        await session.execute(
-            select(Report.id, Report.number, Report.wgs84_longitude, Report.wgs84_latitude)
-            .where(
-                Report.category_code == category_code,
-                Report.created_at >= since,
-                Report.state.not_in(FINISHED_STATES),
-                Report.wgs84_longitude.between(longitude - dlon, longitude + dlon),
-                Report.wgs84_latitude.between(latitude - dlat, latitude + dlat),
-            )
-            .order_by(Report.created_at.desc())
-            .limit(MAX_NEARBY_ROWS)
-        )
-    ).all()
-    found: dict[uuid.UUID, tuple[str, float]] = {}
-    for report_id, number, lon, lat in rows:
-        distance = haversine_m(longitude, latitude, lon, lat)
-        if distance <= radius:
-            found[report_id] = (number, round(distance, 1))
-    return found
-
-
-async def _similar_photo(
-    session: AsyncSession, settings: IntakeSettings, region_code: str, since: datetime, hashes: list[str]
-) -> dict[uuid.UUID, tuple[str, None]]:
-    if not hashes:
-        return {}
-    # Only photos sharing a byte of the hash with one of ours can be within 7 bits (``hash_bands``); a photo is
-    # uploaded at most the unattached lifetime before the report that uses it.
-    uploaded_since = since - timedelta(hours=settings.unattached_upload_hours)
-    bands = sorted({band for mine in hashes for band in hash_bands(mine)})
-    rows = (
-        await session.execute(
-            select(Report.id, Report.number, Upload.perceptual_hash)
-            .select_from(PhotoHashBand)
-            .join(Upload, Upload.id == PhotoHashBand.upload_id)
-            .join(Report, Report.id == Upload.report_id)
-            .where(
-                tuple_(PhotoHashBand.band, PhotoHashBand.value).in_(bands),
-                PhotoHashBand.created_at >= uploaded_since,
-                Report.region_code == region_code,
-                Report.created_at >= since,
-                Report.state.not_in(FINISHED_STATES),
-            )
-        )
-    ).all()
-    return {
-        report_id: (number, None)
-        for report_id, number, candidate_hash in rows
-        if any(hamming(candidate_hash, mine) <= settings.similar_photo_bits for mine in hashes)
+    parameters: dict[str, Any] = {
+        "category": category_code,
+        "since": since,
+        "west": longitude - dlon,
+        "east": longitude + dlon,
+        "south": latitude - dlat,
+        "north": latitude + dlat,
+        "region": region_code,
+        # A photo is uploaded at most the unattached lifetime before the report that uses it.
+        "uploaded_since": since - timedelta(hours=settings.unattached_upload_hours),
     }
+    for index, (sha256, perceptual_hash) in enumerate(photos):
+        parameters[f"sha256_{index}"] = sha256
+        parameters |= {f"band_{index}_{band}": value for band, value in hash_bands(perceptual_hash)}
+    rows = (await session.execute(_statement(len(photos)), parameters)).all()
+
+    hashes = [phash for _, phash in photos]
+    numbers: dict[uuid.UUID, str] = {}
+    near: dict[uuid.UUID, float] = {}
+    same: set[uuid.UUID] = set()
+    similar: set[uuid.UUID] = set()
+    same_photo: dict[str, list[str]] = {}
+    for kind, report_id, number, lon, lat, photo in rows:
+        if kind == NEAR:
+            distance = haversine_m(longitude, latitude, lon, lat)
+            if distance > radius:
+                continue
+            near[report_id] = round(distance, 1)
+        elif kind == SAME:
+            same.add(report_id)
+            same_photo.setdefault(photo, []).append(number)
+        elif any(hamming(photo, mine) <= bits for mine in hashes):
+            similar.add(report_id)
+        else:
+            continue
+        numbers[report_id] = number
+    found = [
+        Candidate(report_id, number, near.get(report_id), report_id in same, report_id in similar)
+        for report_id, number in numbers.items()
+    ]
+    found.sort(key=lambda c: (not c.same_photo, not c.similar_photo, c.distance_m or 0.0, c.number))
+    return Found(sorted(found[:MAX_CANDIDATES], key=lambda c: c.number), same_photo)
 
 
-def candidate_rows(report_id: uuid.UUID, candidates: list[Candidate]) -> list[DuplicateCandidate]:
-    return [
-        DuplicateCandidate(
-            report_id=report_id,
-            candidate_id=c.report_id,
-            distance_m=c.distance_m,
-            same_photo=c.same_photo,
-            similar_photo=c.similar_photo,
+NEAR, SAME, SIMILAR = "near", "same", "similar"
+
+
+@functools.lru_cache(maxsize=16)
+def _statement(photos: int) -> CompoundSelect | Select[Any]:
+    """The lookup for a report with this many photos, built once with bound parameters (building it on every
+    submission cost more CPU than the database spent on it)."""
+    parts = [_nearby()]
+    if photos:
+        parts += [_same_photo(photos), _similar_photo(photos)]
+    return union_all(*parts) if len(parts) > 1 else parts[0]
+
+
+def _kind(kind: str) -> ColumnElement[str]:
+    return literal_column(f"'{kind}'", String).label("kind")
+
+
+def _no(type_: Any, name: str) -> ColumnElement[Any]:
+    return cast(null(), type_).label(name)
+
+
+def _open() -> ColumnElement[bool]:
+    # The states as SQL literals: a list of values would be an "expanding" parameter, rendered on every execution.
+    finished = [literal_column(f"'{state}'", String) for state in FINISHED_STATES]
+    return and_(Report.created_at >= bindparam("since"), Report.state.not_in(finished))
+
+
+def _nearby() -> Select[Any]:
+    newest = (
+        select(
+            _kind(NEAR),
+            Report.id,
+            Report.number,
+            Report.wgs84_longitude.label("lon"),
+            Report.wgs84_latitude.label("lat"),
+            _no(String, "photo"),
         )
+        .where(
+            Report.category_code == bindparam("category"),
+            _open(),
+            Report.wgs84_longitude.between(bindparam("west"), bindparam("east")),
+            Report.wgs84_latitude.between(bindparam("south"), bindparam("north")),
+        )
+        .order_by(Report.created_at.desc())
+        .limit(MAX_NEARBY_ROWS)
+        .subquery("near")
+    )
+    # A subquery, so that its ORDER BY and LIMIT stay its own inside the UNION on both databases.
+    return select(newest)
+
+
+def _same_photo(photos: int) -> Select[Any]:
+    return (
+        select(_kind(SAME), Report.id, Report.number, _no(Float, "lon"), _no(Float, "lat"), Upload.sha256)
+        .select_from(Upload)
+        .join(Report, Report.id == Upload.report_id)
+        .where(Upload.sha256.in_([bindparam(f"sha256_{index}", type_=Upload.sha256.type) for index in range(photos)]))
+    )
+
+
+def _similar_photo(photos: int) -> Select[Any]:
+    # Only photos sharing a byte of the hash with one of ours can be within 7 bits (``hash_bands``).
+    shares_a_byte = or_(
+        *(
+            and_(PhotoHashBand.band == band, PhotoHashBand.value == bindparam(f"band_{index}_{band}"))
+            for index in range(photos)
+            for band in range(8)
+        )
+    )
+    return (
+        select(_kind(SIMILAR), Report.id, Report.number, _no(Float, "lon"), _no(Float, "lat"), Upload.perceptual_hash)
+        .select_from(PhotoHashBand)
+        .join(Upload, Upload.id == PhotoHashBand.upload_id)
+        .join(Report, Report.id == Upload.report_id)
+        .where(
+            shares_a_byte,
+            PhotoHashBand.created_at >= bindparam("uploaded_since"),
+            Report.region_code == bindparam("region"),
+            _open(),
+        )
+    )
+
+
+def candidate_rows(report_id: uuid.UUID, candidates: list[Candidate], now: datetime) -> list[dict[str, Any]]:
+    """The rows of ``duplicate_candidates`` (as column values: submission inserts them with Core)."""
+    return [
+        {
+            "id": uuid.uuid4(),
+            "report_id": report_id,
+            "candidate_id": c.report_id,
+            "distance_m": c.distance_m,
+            "same_photo": c.same_photo,
+            "similar_photo": c.similar_photo,
+            "created_at": now,
+        }
         for c in candidates
     ]

@@ -91,6 +91,8 @@ class Report(UUIDPrimaryKey, CreatedAt, Base):
         Index("ix_reports_created_at", "created_at", "id"),
         Index("ix_reports_department_id_state", "department_id", "state"),
         Index("ix_reports_category_code_created_at", "category_code", "created_at"),
+        # The duplicate lookup: a category's reports in a small box around a new one's point.
+        Index("ix_reports_nearby", "category_code", "wgs84_latitude", "wgs84_longitude"),
         Index("ix_reports_statistics", "received_on", postgresql_include=["department_id", *STATISTICS_COLUMNS]),
         Index(
             "ix_reports_department_statistics",

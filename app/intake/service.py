@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, String, cast, func, literal, select, update
+from sqlalchemy import Row, Select, String, Table, Update, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Category, Department
 from app.core import idempotency
 from app.core.context import AppContext
-from app.core.db import dialect_insert, is_postgresql, utcnow
+from app.core.db import Base, insert_values, is_postgresql, utcnow
 from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
 from app.deadlines import service as deadline_service
+from app.deadlines.models import CaseDeadline
 from app.geo.datum import Datum, to_datum
 from app.identity.dependencies import PartnerPrincipal, Principal, ReporterPrincipal, StaffPrincipal
 from app.identity.roles import Permission
@@ -28,7 +32,7 @@ from app.intake.errors import (
     UploadAlreadyAttached,
     UploadNotFound,
 )
-from app.intake.models import Report, ReportContact, ReportNumberCounter, Upload
+from app.intake.models import DuplicateCandidate, Report, ReportContact, ReportNumberCounter, Upload
 from app.intake.schemas import (
     REPORTER_CHANNELS,
     STAFF_CHANNELS,
@@ -49,13 +53,16 @@ from app.intake.schemas import (
 from app.intake.status import reporter_label
 from app.intake.uploads import CHINA_TZ
 from app.routing import service as routing_service
+from app.routing.models import RoutingDecision
 
 SUBMIT_OPERATION = "submit_report"
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read out over the phone
 QUERY_CODE_LENGTH = 8
 QUERY_CODE_PURPOSE = "query_code"
-# Table-level statements where no ORM object is involved: the ORM's bulk UPDATE path costs more CPU than the query.
+# Submission writes with Core statements on the tables: the ORM's unit of work costs more CPU than the queries.
 REPORTS, UPLOADS = Report.__table__, Upload.__table__
+ROUTING_DECISIONS, CASE_DEADLINES = RoutingDecision.__table__, CaseDeadline.__table__
+DUPLICATE_CANDIDATES, REPORT_CONTACTS = DuplicateCandidate.__table__, ReportContact.__table__
 
 
 def reporter_status(state: str, department_name: str | None = None) -> ReportStatus:
@@ -76,17 +83,17 @@ async def submit_report(
         replay = await idempotency.claim(session, context.cipher, claim, fingerprint)
         if replay is not None:
             receipt = ReportReceipt.model_validate(replay.body)
-            # The answer was recorded before the number was taken (see below): the report holds it.
+            # The answer was recorded without the number, which is taken in the same statement (see _store): the
+            # report holds it.
             number = await session.scalar(select(Report.number).where(Report.id == receipt.id))
             return receipt.model_copy(update={"number": number})
 
-    receipt, year, region_code = await _create_report(session, context, principal, body)
+    new = await _new_report(session, context, principal, body)
+    recorded = None
     if claim is not None:
-        # Recorded before the number is taken, so that taking it is the last statement before the commit: the
-        # county's counter row stays locked for one statement and the commit, not for this write as well.
-        await idempotency.record(session, context.cipher, claim, 201, receipt.model_dump(mode="json"))
-    number = await _assign_number(session, receipt.id, year, region_code)
-    return receipt.model_copy(update={"number": number})
+        recorded = idempotency.record_parameters(context.cipher, claim, 201, new.receipt.model_dump(mode="json"))
+    number = await _store(session, new, recorded)
+    return new.receipt.model_copy(update={"number": number})
 
 
 def _check_channel(principal: Principal | PartnerPrincipal, body: ReportSubmission) -> None:
@@ -103,11 +110,23 @@ def _check_channel(principal: Principal | PartnerPrincipal, body: ReportSubmissi
         raise ChannelNotAllowed(field="channel" if body.caller is None else "caller")
 
 
-async def _create_report(
+@dataclass
+class _NewReport:
+    """Everything a submission writes, read and decided before the first write."""
+
+    receipt: ReportReceipt  # its number a placeholder until _store takes the county's next one
+    report: dict[str, Any]
+    rows: list[tuple[Table, list[dict[str, Any]]]]  # the rows that refer to the report, by table
+    upload_ids: list[uuid.UUID]
+    year: int
+    region_code: str
+
+
+async def _new_report(
     session: AsyncSession, context: AppContext, principal: Principal | PartnerPrincipal, body: ReportSubmission
-) -> tuple[ReportReceipt, int, str]:
-    """The report and everything that comes with it, under a placeholder number; answers the receipt, and the year
-    and county whose counter gives the number."""
+) -> _NewReport:
+    """The report and everything that comes with it, as rows to write; only reads (routing, the uploads, the
+    duplicate lookup)."""
     location = body.location
     # Routing also checks the category against the active ones.
     routing = await routing_service.route(
@@ -119,9 +138,7 @@ async def _create_report(
     query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(QUERY_CODE_LENGTH))
     region_code = routing.county_adcode or context.settings.intake.default_region_code
     wgs84 = to_datum(location.longitude, location.latitude, location.datum, Datum.WGS84)
-    reuse = await _reused_elsewhere(session, [u.sha256 for u in uploads])
-    flags = _evidence_flags(context, uploads, body, now, reuse)
-    candidates = await duplicates.find_candidates(
+    found = await duplicates.look_up(
         session,
         context.settings.intake,
         category_code=body.category,
@@ -129,14 +146,14 @@ async def _create_report(
         latitude=wgs84[1],
         region_code=region_code,
         now=now,
-        photo_hashes=[u.perceptual_hash for u in uploads],
-        same_photo={report_id: number for found in reuse.values() for report_id, number in found},
+        photos=[(u.sha256, u.perceptual_hash) for u in uploads],
     )
-    if candidates:
-        flags.append({"code": "possible_duplicate", "reports": [c.number for c in candidates]})
+    flags = _evidence_flags(context, uploads, body, now, found.same_photo)
+    if found.candidates:
+        flags.append({"code": "possible_duplicate", "reports": [c.number for c in found.candidates]})
     report = Report(
         id=report_id,
-        number=report_id.hex,  # a unique placeholder until _assign_number, the last statement
+        number=report_id.hex,  # a placeholder: _store writes the county's next number
         reporter_id=principal.reporter_id if isinstance(principal, ReporterPrincipal) else None,
         filed_by_staff_id=principal.staff_id if isinstance(principal, StaffPrincipal) else None,
         channel=body.channel.value,
@@ -166,15 +183,15 @@ async def _create_report(
     )
     deadlines = await deadline_service.reference_at(session, context, routing.reference_version)
     days, count = deadlines.rule_for(deadline_service.ACCEPTANCE, routing.department_id, body.category)
-    session.add(report)
-    await session.flush()  # first: the rows below refer to it, and the models declare no relationships to order by
-    session.add(routing_service.decision_row(report_id, routing, "automatic"))
-    session.add_all(duplicates.candidate_rows(report_id, candidates))
-    session.add(deadline_service.first_deadline(deadlines, report_id, deadline_service.ACCEPTANCE, now, days, count))
+    acceptance = deadline_service.first_deadline(deadlines, report_id, deadline_service.ACCEPTANCE, now, days, count)
+    rows = [
+        (ROUTING_DECISIONS, [insert_values(routing_service.decision_row(report_id, routing, "automatic"))]),
+        (CASE_DEADLINES, [insert_values(acceptance)]),
+        (DUPLICATE_CANDIDATES, duplicates.candidate_rows(report_id, found.candidates, now)),
+    ]
     if body.caller is not None and (body.caller.name or body.caller.phone):
-        session.add(_contact(context, report_id, body.caller.name, body.caller.phone))
-    await session.flush()
-    await _attach_uploads(session, report_id, body.upload_ids)
+        contact = _contact(context, report_id, body.caller.name, body.caller.phone)
+        rows.append((REPORT_CONTACTS, [insert_values(contact)]))
     receipt = ReportReceipt(
         id=report_id,
         number=report.number,
@@ -182,25 +199,13 @@ async def _create_report(
         status=reporter_status(report.state, routing.department_name),
         submitted_at=now,
     )
-    return receipt, now.astimezone(CHINA_TZ).year, region_code
-
-
-# What submission reads of its uploads: plain rows, not ORM objects (the hot path of the service).
-CLAIMABLE = select(
-    Upload.id,
-    Upload.sha256,
-    Upload.perceptual_hash,
-    Upload.exif_captured_at,
-    Upload.exif_longitude,
-    Upload.exif_latitude,
-    Upload.report_id,
-)
+    year = now.astimezone(CHINA_TZ).year
+    return _NewReport(receipt, insert_values(report), rows, body.upload_ids, year, region_code)
 
 
 async def _claimable_uploads(session: AsyncSession, owner: str, upload_ids: list[uuid.UUID]) -> list[Row[Any]]:
-    rows = (
-        await session.execute(CLAIMABLE.where(Upload.id.in_(upload_ids), Upload.owner == owner).with_for_update())
-    ).all()
+    parameters = {"owner": owner} | {f"upload_{index}": upload_id for index, upload_id in enumerate(upload_ids)}
+    rows = (await session.execute(_claimable(len(upload_ids)), parameters)).all()
     by_id = {row.id: row for row in rows}
     missing = [str(i) for i in upload_ids if i not in by_id]
     if missing:
@@ -212,16 +217,23 @@ async def _claimable_uploads(session: AsyncSession, owner: str, upload_ids: list
     return [by_id[i] for i in upload_ids]
 
 
-async def _attach_uploads(session: AsyncSession, report_id: uuid.UUID, upload_ids: list[uuid.UUID]) -> None:
-    for position, upload_id in enumerate(upload_ids):
-        # The report_id IS NULL guard makes a concurrent double attach fail instead of silently moving a photo.
-        result = await session.execute(
-            update(UPLOADS)
-            .where(UPLOADS.c.id == upload_id, UPLOADS.c.report_id.is_(None))
-            .values(report_id=report_id, position=position)
+@functools.lru_cache(maxsize=16)
+def _claimable(count: int) -> Select[Any]:
+    """What submission reads of its uploads, locked: plain rows, not ORM objects (the hot path of the service)."""
+    return (
+        select(
+            Upload.id,
+            Upload.sha256,
+            Upload.perceptual_hash,
+            Upload.exif_captured_at,
+            Upload.exif_longitude,
+            Upload.exif_latitude,
+            Upload.report_id,
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise UploadAlreadyAttached(field="upload_ids", attached=[str(upload_id)])
+        .where(Upload.id.in_([bindparam(f"upload_{index}", type_=Upload.id.type) for index in range(count)]))
+        .where(Upload.owner == bindparam("owner"))
+        .with_for_update()
+    )
 
 
 def _evidence_flags(
@@ -229,7 +241,7 @@ def _evidence_flags(
     uploads: list[Row[Any]],
     body: ReportSubmission,
     now: datetime,
-    reuse: dict[str, list[tuple[uuid.UUID, str]]],
+    same_photo: dict[str, list[str]],
 ) -> list[dict[str, object]]:
     photos = [
         evidence.PhotoEvidence(
@@ -237,7 +249,7 @@ def _evidence_flags(
             u.exif_captured_at,
             u.exif_longitude,
             u.exif_latitude,
-            tuple(number for _, number in reuse.get(u.sha256, ())),
+            tuple(same_photo.get(u.sha256, ())),
         )
         for u in uploads
     ]
@@ -249,45 +261,108 @@ def _evidence_flags(
     return evidence.evidence_flags(photos, place, now, thresholds)
 
 
-async def _reused_elsewhere(session: AsyncSession, hashes: list[str]) -> dict[str, list[tuple[uuid.UUID, str]]]:
-    """The reports that already hold each photo, byte for byte."""
-    rows = await session.execute(
-        select(Upload.sha256, Report.id, Report.number)
-        .join(Report, Report.id == Upload.report_id)
-        .where(Upload.sha256.in_(hashes))
-    )
-    found: dict[str, list[tuple[uuid.UUID, str]]] = {}
-    for sha256, report_id, number in rows:
-        found.setdefault(sha256, []).append((report_id, number))
-    return found
+async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any] | None) -> str:
+    """Write the report under the county's next number, the rows that refer to it, its photos and the recorded
+    answer (``recorded``: ``idempotency.record_parameters``); return the number.
 
-
-async def _assign_number(session: AsyncSession, report_id: uuid.UUID, year: int, region_code: str) -> str:
-    """Take the county's next number and write it on the report, as the last statement before the commit.
-
-    Numbers are gap-free per year and county, so the counter row stays locked until the commit; taking it last
-    keeps that to one statement and the commit, rather than the whole submission, which would serialise every
-    report of the county behind each other.
+    Numbers are gap-free per year and county, so the counter row stays locked until the commit: this is the last
+    thing a submission does, so that the lock is held for one statement and the commit rather than the whole
+    submission (which would serialise every report of the county behind each other). On PostgreSQL it is one
+    statement (data-modifying CTEs): one round trip for every write of a submission.
     """
-    counter = (
-        dialect_insert(session)(ReportNumberCounter)
-        .values(year=year, region_code=region_code, last_value=1)
+    counter = {"year": new.year, "region_code": new.region_code, "prefix": f"{new.year}-{new.region_code}-"}
+    attach = {"report_id": new.receipt.id} | {f"upload_{i}": upload_id for i, upload_id in enumerate(new.upload_ids)}
+    if is_postgresql(session):
+        shape = _Shape(
+            tuple(new.report),
+            tuple((table.name, tuple(rows[0]), len(rows)) for table, rows in new.rows if rows),
+            len(new.upload_ids),
+            recorded is not None,
+        )
+        parameters = counter | attach | {f"report_{key}": value for key, value in new.report.items()}
+        for table, rows in new.rows:
+            for index, row in enumerate(rows):
+                parameters |= {f"{table.name}_{index}_{key}": value for key, value in row.items()}
+        number, attached = (await session.execute(_postgresql_statement(shape), parameters | (recorded or {}))).one()
+    else:
+        # SQLite has no DML in CTEs; it admits one writer at a time anyway, so the order costs no contention.
+        taken = (await session.execute(_COUNTER["sqlite"], counter)).scalar_one()
+        number = f"{counter['prefix']}{taken:06d}"
+        await session.execute(insert(REPORTS), new.report | {"number": number})
+        for table, rows in new.rows:
+            if rows:
+                await session.execute(insert(table), rows)
+        attached = 0
+        for position, upload_id in enumerate(new.upload_ids):
+            parameters = {"report_id": new.receipt.id, "upload": upload_id, "position": position}
+            attached += (await session.execute(_ATTACH, parameters)).rowcount  # type: ignore[attr-defined]
+        if recorded is not None:
+            await session.execute(idempotency.RECORD, recorded)
+    if attached != len(new.upload_ids):
+        raise UploadAlreadyAttached(field="upload_ids", attached=[str(i) for i in new.upload_ids])
+    return str(number)
+
+
+def _counter(insert_of: Any) -> Any:
+    return (
+        insert_of(ReportNumberCounter)
+        .values(year=bindparam("year"), region_code=bindparam("region_code"), last_value=1)
         .on_conflict_do_update(
             index_elements=["year", "region_code"], set_={"last_value": ReportNumberCounter.last_value + 1}
         )
         .returning(ReportNumberCounter.last_value)
     )
-    prefix = f"{year}-{region_code}-"
-    if is_postgresql(session):
-        taken = counter.cte("taken")
-        value = select(taken.c.last_value).scalar_subquery()
-        number = literal(prefix) + func.lpad(cast(value, String), 6, "0")
-        statement = update(REPORTS).where(REPORTS.c.id == report_id).values(number=number).returning(REPORTS.c.number)
-        return str((await session.execute(statement.add_cte(taken))).scalar_one())
-    # SQLite has no DML in CTEs; it admits one writer at a time anyway, so two statements cost no contention.
-    number_text = f"{prefix}{(await session.execute(counter)).scalar_one():06d}"
-    await session.execute(update(REPORTS).where(REPORTS.c.id == report_id).values(number=number_text))
-    return number_text
+
+
+# Statements built once with bound parameters: building one per submission (a hundred values coerced, then its
+# cache key) cost more CPU than the database spent on it.
+_COUNTER = {"postgresql": _counter(postgresql.insert), "sqlite": _counter(sqlite.insert)}
+
+
+def _attach(upload: str, position: Any) -> Update:
+    # The report_id IS NULL guard makes a concurrent double attach fail instead of silently moving a photo.
+    return (
+        update(UPLOADS)
+        .where(UPLOADS.c.id == bindparam(upload), UPLOADS.c.report_id.is_(None))
+        .values(report_id=bindparam("report_id"), position=position)
+    )
+
+
+_ATTACH = _attach("upload", bindparam("position"))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the PostgreSQL statement of a submission depends on, besides the values."""
+
+    report: tuple[str, ...]  # the columns of the report
+    rows: tuple[tuple[str, tuple[str, ...], int], ...]  # per table: its columns, and how many rows
+    uploads: int
+    recorded: bool
+
+
+@functools.lru_cache(maxsize=512)
+def _postgresql_statement(shape: _Shape) -> Select[Any]:
+    taken = _COUNTER["postgresql"].cte("taken")
+    number = bindparam("prefix", type_=String) + func.lpad(
+        cast(select(taken.c.last_value).scalar_subquery(), String), 6, "0"
+    )
+    values = {key: bindparam(f"report_{key}", type_=REPORTS.c[key].type) for key in shape.report}
+    report = insert(REPORTS).values(values | {"number": number}).returning(REPORTS.c.number).cte("report")
+    others = []
+    for name, keys, count in shape.rows:
+        table = Base.metadata.tables[name]
+        for index in range(count):
+            row = {key: bindparam(f"{name}_{index}_{key}", type_=table.c[key].type) for key in keys}
+            others.append(insert(table).values(row).cte(f"new_{name}_{index}"))
+    attached = [
+        _attach(f"upload_{index}", index).returning(UPLOADS.c.id).cte(f"attached_{index}")
+        for index in range(shape.uploads)
+    ]
+    if shape.recorded:
+        others.append(idempotency.RECORD.cte("recorded"))
+    attached_count = sum((select(func.count()).select_from(a).scalar_subquery() for a in attached), literal(0))
+    return select(report.c.number, attached_count).add_cte(*others)
 
 
 def _query_code_hash(context: AppContext, report_id: uuid.UUID, code: str) -> str:

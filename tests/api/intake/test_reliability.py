@@ -117,10 +117,13 @@ def test_a_failure_after_the_insert_leaves_no_half_made_report(
     headers = api.reporter("alice")
     upload_id = api.upload_id(headers)
 
-    async def broken_attach(*_args: object) -> None:
+    store = intake_service._store
+
+    async def store_then_crash(*args: Any) -> str:
+        await store(*args)  # every row of the submission written, before the commit
         raise RuntimeError("simulated crash after the report row was written")
 
-    monkeypatch.setattr(intake_service, "_attach_uploads", broken_attach)
+    monkeypatch.setattr(intake_service, "_store", store_then_crash)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = Api(client).submit(headers, [upload_id])
     assert response.status_code == 500
