@@ -143,6 +143,8 @@ async def look_up(
 
 
 NEAR, SAME, SIMILAR = "near", "same", "similar"
+# Core statements on the tables: the ORM's compile and row-loading steps cost more CPU than these queries.
+REPORTS, UPLOADS, BANDS = Report.__table__, Upload.__table__, PhotoHashBand.__table__
 
 
 @functools.lru_cache(maxsize=16)
@@ -166,26 +168,26 @@ def _no(type_: Any, name: str) -> ColumnElement[Any]:
 def _open() -> ColumnElement[bool]:
     # The states as SQL literals: a list of values would be an "expanding" parameter, rendered on every execution.
     finished = [literal_column(f"'{state}'", String) for state in FINISHED_STATES]
-    return and_(Report.created_at >= bindparam("since"), Report.state.not_in(finished))
+    return and_(REPORTS.c.created_at >= bindparam("since"), REPORTS.c.state.not_in(finished))
 
 
 def _nearby() -> Select[Any]:
     newest = (
         select(
             _kind(NEAR),
-            Report.id,
-            Report.number,
-            Report.wgs84_longitude.label("lon"),
-            Report.wgs84_latitude.label("lat"),
+            REPORTS.c.id,
+            REPORTS.c.number,
+            REPORTS.c.wgs84_longitude.label("lon"),
+            REPORTS.c.wgs84_latitude.label("lat"),
             _no(String, "photo"),
         )
         .where(
-            Report.category_code == bindparam("category"),
+            REPORTS.c.category_code == bindparam("category"),
             _open(),
-            Report.wgs84_longitude.between(bindparam("west"), bindparam("east")),
-            Report.wgs84_latitude.between(bindparam("south"), bindparam("north")),
+            REPORTS.c.wgs84_longitude.between(bindparam("west"), bindparam("east")),
+            REPORTS.c.wgs84_latitude.between(bindparam("south"), bindparam("north")),
         )
-        .order_by(Report.created_at.desc())
+        .order_by(REPORTS.c.created_at.desc())
         .limit(MAX_NEARBY_ROWS)
         .subquery("near")
     )
@@ -195,10 +197,12 @@ def _nearby() -> Select[Any]:
 
 def _same_photo(photos: int) -> Select[Any]:
     return (
-        select(_kind(SAME), Report.id, Report.number, _no(Float, "lon"), _no(Float, "lat"), Upload.sha256)
-        .select_from(Upload)
-        .join(Report, Report.id == Upload.report_id)
-        .where(Upload.sha256.in_([bindparam(f"sha256_{index}", type_=Upload.sha256.type) for index in range(photos)]))
+        select(_kind(SAME), REPORTS.c.id, REPORTS.c.number, _no(Float, "lon"), _no(Float, "lat"), UPLOADS.c.sha256)
+        .select_from(UPLOADS)
+        .join(REPORTS, REPORTS.c.id == UPLOADS.c.report_id)
+        .where(
+            UPLOADS.c.sha256.in_([bindparam(f"sha256_{index}", type_=UPLOADS.c.sha256.type) for index in range(photos)])
+        )
     )
 
 
@@ -206,20 +210,27 @@ def _similar_photo(photos: int) -> Select[Any]:
     # Only photos sharing a byte of the hash with one of ours can be within 7 bits (``hash_bands``).
     shares_a_byte = or_(
         *(
-            and_(PhotoHashBand.band == band, PhotoHashBand.value == bindparam(f"band_{index}_{band}"))
+            and_(BANDS.c.band == band, BANDS.c.value == bindparam(f"band_{index}_{band}"))
             for index in range(photos)
             for band in range(8)
         )
     )
     return (
-        select(_kind(SIMILAR), Report.id, Report.number, _no(Float, "lon"), _no(Float, "lat"), Upload.perceptual_hash)
-        .select_from(PhotoHashBand)
-        .join(Upload, Upload.id == PhotoHashBand.upload_id)
-        .join(Report, Report.id == Upload.report_id)
+        select(
+            _kind(SIMILAR),
+            REPORTS.c.id,
+            REPORTS.c.number,
+            _no(Float, "lon"),
+            _no(Float, "lat"),
+            UPLOADS.c.perceptual_hash,
+        )
+        .select_from(BANDS)
+        .join(UPLOADS, UPLOADS.c.id == BANDS.c.upload_id)
+        .join(REPORTS, REPORTS.c.id == UPLOADS.c.report_id)
         .where(
             shares_a_byte,
-            PhotoHashBand.created_at >= bindparam("uploaded_since"),
-            Report.region_code == bindparam("region"),
+            BANDS.c.created_at >= bindparam("uploaded_since"),
+            REPORTS.c.region_code == bindparam("region"),
             _open(),
         )
     )

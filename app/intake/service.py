@@ -222,16 +222,16 @@ def _claimable(count: int) -> Select[Any]:
     """What submission reads of its uploads, locked: plain rows, not ORM objects (the hot path of the service)."""
     return (
         select(
-            Upload.id,
-            Upload.sha256,
-            Upload.perceptual_hash,
-            Upload.exif_captured_at,
-            Upload.exif_longitude,
-            Upload.exif_latitude,
-            Upload.report_id,
+            UPLOADS.c.id,
+            UPLOADS.c.sha256,
+            UPLOADS.c.perceptual_hash,
+            UPLOADS.c.exif_captured_at,
+            UPLOADS.c.exif_longitude,
+            UPLOADS.c.exif_latitude,
+            UPLOADS.c.report_id,
         )
-        .where(Upload.id.in_([bindparam(f"upload_{index}", type_=Upload.id.type) for index in range(count)]))
-        .where(Upload.owner == bindparam("owner"))
+        .where(UPLOADS.c.id.in_([bindparam(f"upload_{index}", type_=UPLOADS.c.id.type) for index in range(count)]))
+        .where(UPLOADS.c.owner == bindparam("owner"))
         .with_for_update()
     )
 
@@ -304,13 +304,12 @@ async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any
 
 
 def _counter(insert_of: Any) -> Any:
+    counters = ReportNumberCounter.__table__
     return (
-        insert_of(ReportNumberCounter)
+        insert_of(counters)
         .values(year=bindparam("year"), region_code=bindparam("region_code"), last_value=1)
-        .on_conflict_do_update(
-            index_elements=["year", "region_code"], set_={"last_value": ReportNumberCounter.last_value + 1}
-        )
-        .returning(ReportNumberCounter.last_value)
+        .on_conflict_do_update(index_elements=["year", "region_code"], set_={"last_value": counters.c.last_value + 1})
+        .returning(counters.c.last_value)
     )
 
 

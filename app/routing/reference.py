@@ -53,6 +53,11 @@ class RoutingSnapshot:
         return max(found, key=lambda r: len(r.path)) if found else None
 
 
+# On the table, not the model: read before every routing decision, and the ORM's steps cost more than the query.
+_CHANGES = ReferenceChange.__table__
+_VERSIONS = select(_CHANGES.c.kind, func.max(_CHANGES.c.version)).group_by(_CHANGES.c.kind)
+
+
 @dataclass
 class RoutingCache:
     snapshot: RoutingSnapshot = field(default_factory=RoutingSnapshot)
@@ -60,11 +65,7 @@ class RoutingCache:
 
 
 async def versions(session: AsyncSession) -> Versions:
-    rows = (
-        await session.execute(
-            select(ReferenceChange.kind, func.max(ReferenceChange.version)).group_by(ReferenceChange.kind)
-        )
-    ).all()
+    rows = (await session.execute(_VERSIONS)).all()
     by_kind = {kind: int(version) for kind, version in rows}
     return Versions(latest=max(by_kind.values(), default=0), jurisdictions=by_kind.get(JURISDICTIONS, 0))
 
