@@ -16,7 +16,9 @@ target_metadata = Base.metadata
 
 def _database_settings() -> DatabaseSettings:
     url = context.config.attributes.get("database_url")
-    return DatabaseSettings(url=url) if url else load_settings().database
+    settings = DatabaseSettings(url=url) if url else load_settings().database
+    # No statement limits: a migration may build an index over millions of rows.
+    return settings.model_copy(update={"statement_timeout_s": None, "response_timeout_s": None})
 
 
 def _run(connection: Connection) -> None:

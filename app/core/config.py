@@ -21,6 +21,13 @@ class DatabaseSettings(BaseModel):
     url: str = "sqlite+aiosqlite:///./var/hazard.db"
     echo: bool = False
     pool_size: int = 10
+    # PostgreSQL: a statement running longer is cancelled by the server (a request blocked on a lock, a runaway
+    # query); a server that says nothing at all for response_timeout_s (hung, or the network gone) is given up by the
+    # client. Both answer 503 database_unavailable, and the connection is replaced, rather than hold a request and
+    # a pooled connection forever. None: no limit (migrations, which may build an index over millions of rows).
+    statement_timeout_s: float | None = Field(default=30.0, gt=0)
+    response_timeout_s: float | None = Field(default=40.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
     # WAL + NORMAL survives an application crash; FULL also survives power loss at a cost in commit rate.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 

@@ -79,7 +79,8 @@ class CreatedAt:
 
 # SQLSTATE classes that mean "the server is not there for us right now": 08 connection exceptions; 57P01-57P03
 # admin shutdown, crash shutdown and cannot connect now (starting up, shutting down, in recovery).
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+# 57014 a statement cancelled: by statement_timeout (blocked on a lock, or the server overloaded) or by an operator.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "57014")
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -87,9 +88,10 @@ def is_database_unavailable(exc: BaseException) -> bool:
     statement was wrong: the first is a 503 the caller may retry, the second a bug.
 
     asyncpg raises a refused or reset connection as a plain ``ConnectionError`` (SQLAlchemy wraps only DBAPI
-    errors), and a connect that times out as ``TimeoutError``; the server's own refusals carry a SQLSTATE.
+    errors), and a connect or a statement the server did not answer in time as ``TimeoutError``; the server's own
+    refusals carry a SQLSTATE.
     """
-    if isinstance(exc, ConnectionError):
+    if isinstance(exc, ConnectionError | TimeoutError):
         return True
     if not isinstance(exc, DBAPIError):
         return False
@@ -112,7 +114,14 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         # 503 database_unavailable for the client to retry, and SQLAlchemy then replaces the whole pool.
         # JIT compilation costs 50–100 ms on every query the planner finds expensive (the dashboard's scans) and
         # never pays back on the short queries of this service.
-        connect_args={"server_settings": {"jit": "off"}},
+        connect_args={
+            "server_settings": {
+                "jit": "off",
+                "statement_timeout": str(round((settings.statement_timeout_s or 0) * 1000)),
+            },
+            "command_timeout": settings.response_timeout_s,
+            "timeout": settings.connect_timeout_s,
+        },
     )
 
 

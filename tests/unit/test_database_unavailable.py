@@ -27,6 +27,8 @@ def _wrapped(sqlstate: str | None, *, invalidated: bool = False, kind: type[DBAP
         _wrapped("57P01"),  # terminating connection due to administrator command
         _wrapped("08006"),  # connection failure
         _wrapped(None, invalidated=True),  # the connection was lost mid-statement
+        _wrapped("57014"),  # statement_timeout: blocked on a lock, or the server overloaded
+        TimeoutError(),  # asyncpg's command_timeout: the server said nothing at all
     ],
 )
 def test_unavailable(error: BaseException) -> None:
