@@ -226,18 +226,34 @@ def dialect_insert_for(dialect: str) -> Any:
 def insert_values(row: Base) -> dict[str, Any]:
     """An ORM object that is not in a session, as the column values of its INSERT, Python-side defaults filled in
     and every other column present: for Core statements on hot paths, where rows of one table go in one VALUES."""
+    state = row.__dict__
     values: dict[str, Any] = {}
-    for prop in inspect(type(row)).column_attrs:
-        column = prop.columns[0]
-        if prop.key in row.__dict__:
-            values[column.name] = row.__dict__[prop.key]
-        elif column.default is not None and column.default.is_scalar:
-            values[column.name] = column.default.arg  # type: ignore[attr-defined]
-        elif column.default is not None and column.default.is_callable:
-            values[column.name] = column.default.arg(None)  # type: ignore[attr-defined]
-        elif column.server_default is None:
-            values[column.name] = None
+    for key, name, default in _insert_columns(type(row)):
+        if key in state:
+            values[name] = state[key]
+        elif default is not _SERVER_DEFAULT:
+            values[name] = default() if callable(default) else default
     return values
+
+
+_SERVER_DEFAULT = object()
+
+
+@functools.cache
+def _insert_columns(model: type[Base]) -> tuple[tuple[str, str, Any], ...]:
+    """(attribute, column, default) of each column: the default a value, a callable, None, or _SERVER_DEFAULT."""
+    columns = []
+    for prop in inspect(model).column_attrs:
+        column = prop.columns[0]
+        default: Any = None
+        if column.default is not None and column.default.is_scalar:
+            default = column.default.arg  # type: ignore[attr-defined]
+        elif column.default is not None and column.default.is_callable:
+            default = functools.partial(column.default.arg, None)  # type: ignore[attr-defined]
+        elif column.server_default is not None:
+            default = _SERVER_DEFAULT
+        columns.append((prop.key, column.name, default))
+    return tuple(columns)
 
 
 def is_postgresql(session: AsyncSession) -> bool:
