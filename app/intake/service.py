@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Row, Select, String, Table, Update, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Category, Department
@@ -275,14 +276,16 @@ async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any
     if is_postgresql(session):
         shape = _Shape(
             tuple(new.report),
-            tuple((table.name, tuple(rows[0]), len(rows)) for table, rows in new.rows if rows),
+            tuple((table.name, tuple(rows[0]), len(rows) > 1) for table, rows in new.rows if rows),
             len(new.upload_ids),
             recorded is not None,
         )
         parameters = counter | attach | {f"report_{key}": value for key, value in new.report.items()}
         for table, rows in new.rows:
-            for index, row in enumerate(rows):
-                parameters |= {f"{table.name}_{index}_{key}": value for key, value in row.items()}
+            if len(rows) > 1:
+                parameters |= {f"{table.name}_{key}": [row[key] for row in rows] for key in rows[0]}
+            elif rows:
+                parameters |= {f"{table.name}_{key}": value for key, value in rows[0].items()}
         number, attached = (await session.execute(_postgresql_statement(shape), parameters | (recorded or {}))).one()
     else:
         # SQLite has no DML in CTEs; it admits one writer at a time anyway, so the order costs no contention.
@@ -335,7 +338,7 @@ class _Shape:
     """What the PostgreSQL statement of a submission depends on, besides the values."""
 
     report: tuple[str, ...]  # the columns of the report
-    rows: tuple[tuple[str, tuple[str, ...], int], ...]  # per table: its columns, and how many rows
+    rows: tuple[tuple[str, tuple[str, ...], bool], ...]  # per table: its columns, and whether it has several rows
     uploads: int
     recorded: bool
 
@@ -349,11 +352,16 @@ def _postgresql_statement(shape: _Shape) -> Select[Any]:
     values = {key: bindparam(f"report_{key}", type_=REPORTS.c[key].type) for key in shape.report}
     report = insert(REPORTS).values(values | {"number": number}).returning(REPORTS.c.number).cte("report")
     others = []
-    for name, keys, count in shape.rows:
+    for name, keys, several in shape.rows:
         table = Base.metadata.tables[name]
-        for index in range(count):
-            row = {key: bindparam(f"{name}_{index}_{key}", type_=table.c[key].type) for key in keys}
-            others.append(insert(table).values(row).cte(f"new_{name}_{index}"))
+        if several:
+            # Several rows (duplicate candidates, up to 20): one array per column, unnested side by side. One
+            # statement whatever the count, and SQLAlchemy caches it (it does not cache a multi-row VALUES).
+            arrays = [func.unnest(bindparam(f"{name}_{key}", type_=ARRAY(table.c[key].type))) for key in keys]
+            others.append(insert(table).from_select(list(keys), select(*arrays)).cte(f"new_{name}"))
+        else:
+            row = {key: bindparam(f"{name}_{key}", type_=table.c[key].type) for key in keys}
+            others.append(insert(table).values(row).cte(f"new_{name}"))
     attached = [
         _attach(f"upload_{index}", index).returning(UPLOADS.c.id).cte(f"attached_{index}")
         for index in range(shape.uploads)

@@ -199,6 +199,21 @@ def test_duplicates_are_found_and_merged(api: Api) -> None:
     _error(api.command(dispatcher, first, "merge", {"primary_id": second}), 409, "primary_not_open")
 
 
+def test_every_nearby_open_report_is_a_candidate_in_one_write(api: Api) -> None:
+    """Several candidates go in as one INSERT of unnested arrays on PostgreSQL (a row each on SQLite): all of them
+    are stored, each with its distance, and named in the flag; a finished report is not a candidate."""
+    earlier = [_new_case(api, name=name)[1] for name in ("alice", "bob", "carol")]
+    finished = _new_case(api, name="dave")[1]
+    dispatcher = api.staff("dispatcher")
+    _ok(api.command(dispatcher, finished, "reject", {"reason": "not_safety_matter", "note": "不属于安全隐患"}))
+    _, newest = _new_case(api, name="erin")
+    view = api.client.get(f"/v1/staff/cases/{newest}", headers=dispatcher).json()
+    assert sorted(d["case_id"] for d in view["duplicates"]) == sorted(earlier)
+    assert {(d["distance_m"], d["same_photo"]) for d in view["duplicates"]} == {(0, False)}
+    flagged = next(f for f in view["flags"] if f["code"] == "possible_duplicate")
+    assert sorted(flagged["reports"]) == sorted(d["number"] for d in view["duplicates"])
+
+
 def test_the_same_photo_re_encoded_is_a_duplicate_candidate(api: Api) -> None:
     import io
 
