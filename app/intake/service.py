@@ -272,7 +272,7 @@ async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any
     statement (data-modifying CTEs): one round trip for every write of a submission.
     """
     counter = {"year": new.year, "region_code": new.region_code, "prefix": f"{new.year}-{new.region_code}-"}
-    attach = {"report_id": new.receipt.id} | {f"upload_{i}": upload_id for i, upload_id in enumerate(new.upload_ids)}
+    attach = {"attach_to": new.receipt.id} | {f"upload_{i}": upload_id for i, upload_id in enumerate(new.upload_ids)}
     if is_postgresql(session):
         shape = _Shape(
             tuple(new.report),
@@ -297,7 +297,7 @@ async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any
                 await session.execute(insert(table), rows)
         attached = 0
         for position, upload_id in enumerate(new.upload_ids):
-            parameters = {"report_id": new.receipt.id, "upload": upload_id, "position": position}
+            parameters = {"attach_to": new.receipt.id, "upload": upload_id, "position": position}
             attached += (await session.execute(_ATTACH, parameters)).rowcount  # type: ignore[attr-defined]
         if recorded is not None:
             await session.execute(idempotency.RECORD, recorded)
@@ -326,7 +326,7 @@ def _attach(upload: str, position: Any) -> Update:
     return (
         update(UPLOADS)
         .where(UPLOADS.c.id == bindparam(upload), UPLOADS.c.report_id.is_(None))
-        .values(report_id=bindparam("report_id"), position=position)
+        .values(report_id=bindparam("attach_to"), position=position)
     )
 
 
