@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import hashlib
 import os
 import pstats
 import statistics
@@ -120,7 +121,8 @@ async def measure(args: argparse.Namespace) -> None:
                     raise SystemExit(f"{name}: {status} {body[:300]!r}")
             print(
                 f"{name:<13} cpu ms median {statistics.median(cpu):6.2f}  p90 {quantile(cpu, 0.9):6.2f}   "
-                f"wall ms median {statistics.median(wall):6.2f}   ({args.requests} requests, {len(body)} bytes)"
+                f"wall ms median {statistics.median(wall):6.2f}   ({args.requests} requests, {len(body)} bytes, "
+                f"sha256 {hashlib.sha256(body).hexdigest()[:12]})"
             )
             if profiler:
                 stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)

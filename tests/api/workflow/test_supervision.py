@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -64,6 +64,35 @@ def test_queue_filters_keyset_pages_and_counts(api: Api) -> None:
     inspector_view = api.client.get("/v1/staff/cases", headers=api.staff("inspector")).json()
     assert [i["id"] for i in inspector_view["items"]] == [ids[1]]
     assert inspector_view["items"][0]["flags"] == []
+
+
+def test_queue_items_say_what_the_case_says(api: Api) -> None:
+    """Each item's department, next deadline, overdue mark and flags are the case's own, whoever asks."""
+    ids = [_case(api, f"item{i}", category="hazardous_chemicals") for i in range(3)]  # one point: duplicates
+    api.accept_and_assign(ids[0])
+    api.accept_and_assign(ids[1], department_code="441881-fire")
+    _age_deadlines(api, ids[1], days=1)
+    dispatcher, inspector = api.staff("dispatcher"), api.staff("fire-inspector")
+    for headers, shows_flags in ((dispatcher, True), (inspector, False)):
+        items = api.client.get("/v1/staff/cases", headers=headers).json()["items"]
+        assert items
+        for item in items:
+            view = api.client.get(f"/v1/staff/cases/{item['id']}", headers=dispatcher).json()
+            unmet = [d["due_at"] for d in view["deadlines"] if d["met_at"] is None]
+            assert item["department"] == view["department"]
+            assert item["category"] == view["category"]
+            assert (item["next_due_at"] is None) == (not unmet)
+            if unmet:
+                assert _instant(item["next_due_at"]) == min(map(_instant, unmet))
+            assert item["overdue"] is (item["id"] == ids[1])
+            assert item["flags"] == ([f["code"] for f in view["flags"]] if shows_flags else [])
+    listed = {i["id"]: i for i in api.client.get("/v1/staff/cases", headers=dispatcher).json()["items"]}
+    assert listed[ids[0]]["department"]["name"] != listed[ids[1]]["department"]["name"]
+    assert "possible_duplicate" in listed[ids[2]]["flags"]
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_overdue_cases_surface_in_supervision_and_are_escalated_once(api: Api) -> None:
