@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import cProfile
 import hashlib
+import json
 import os
 import pstats
 import statistics
@@ -91,8 +92,6 @@ async def measure(args: argparse.Namespace) -> None:
             reporter, reporter_id = response.json()["access_token"], response.json()["reporter_id"]
         await load.give_reports(base, database, reporter_id, load.MY_REPORTS)
         status, first = await call(app, "/v1/staff/cases", inspector)
-        import json
-
         cursor = json.loads(first)["next_cursor"]
         paths = {
             "queue_first": ("/v1/staff/cases", inspector),
@@ -122,11 +121,16 @@ async def measure(args: argparse.Namespace) -> None:
             print(
                 f"{name:<13} cpu ms median {statistics.median(cpu):6.2f}  p90 {quantile(cpu, 0.9):6.2f}   "
                 f"wall ms median {statistics.median(wall):6.2f}   ({args.requests} requests, {len(body)} bytes, "
-                f"sha256 {hashlib.sha256(body).hexdigest()[:12]})"
+                f"sha256 {hashlib.sha256(body).hexdigest()[:12]}, of the sorted JSON {canonical_hash(body)})"
             )
             if profiler:
                 stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)
                 stats.print_stats(args.top)
+
+
+def canonical_hash(body: bytes) -> str:
+    """The same answer in another key order hashes the same."""
+    return hashlib.sha256(json.dumps(json.loads(body), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def quantile(values: list[float], q: float) -> float:
