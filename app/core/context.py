@@ -22,6 +22,8 @@ class AppContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # For routes that only read (app.core.session.ReadSession): on PostgreSQL, statements outside any transaction.
+    read_sessions: async_sessionmaker[AsyncSession]
     storage: ObjectStorage
     http: httpx.AsyncClient
     tokens: TokenCodec
@@ -82,6 +84,7 @@ def build_context(settings: Settings) -> AppContext:
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
+        read_sessions=create_session_factory(_autocommit(engine)),
         storage=build_storage(settings),
         http=httpx.AsyncClient(timeout=settings.wechat.timeout_seconds),
         tokens=tokens,
@@ -89,6 +92,15 @@ def build_context(settings: Settings) -> AppContext:
         blind_index=blind_index,
         cpu_limiter=anyio.CapacityLimiter(os.cpu_count() or 1),
     )
+
+
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The engine (its pool shared) running each statement on its own, with no BEGIN before nor COMMIT after, on
+    PostgreSQL. SQLite keeps its transactions: app.core.db sets the driver's isolation level itself (BEGIN
+    IMMEDIATE), which SQLAlchemy's AUTOCOMMIT switch would reset when a connection goes back to the pool."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def close_context(context: AppContext) -> None:
