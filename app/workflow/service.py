@@ -87,6 +87,8 @@ def _one_of(column: Any, values: Sequence[str]) -> Any:
 
 _OPEN = _one_of(Report.state, OPEN_VALUES)
 _DEPARTMENT_VISIBLE = _one_of(Report.state, DEPARTMENT_VISIBLE)
+# A department's open cases: one list for PostgreSQL to read from the (department, state) index, not two.
+_DEPARTMENT_OPEN = _one_of(Report.state, [s for s in OPEN_VALUES if s in DEPARTMENT_VISIBLE])
 _NEXT_DUE = (
     select(func.min(CaseDeadline.due_at))
     .where(CaseDeadline.report_id == Report.id, CaseDeadline.met_at.is_(None))
@@ -500,13 +502,19 @@ def _queue_statement(names: frozenset[str], overdue: bool | None, show_flags: bo
     than the state (the work in hand: finished cases, the bulk of a department's history, are not counted, so the
     count reads only the index entries of the open states). ``names`` are those of the values the request binds."""
     conditions = _queue_conditions(names, overdue)
-    # One column per open state, a row of counts: no GROUP BY to join, no list to parse.
-    tally = (
-        select(*(func.count(case((Report.state == literal(state), 1))).label(state) for state in OPEN_VALUES))
-        .where(*conditions, _OPEN)
+    department_only = "own_department_id" in names
+    # The open cases counted by state, then turned into one row of a column per open state (the pivot reads at
+    # most one row per state): a row that joins the page, with no list to parse.
+    grouped = (
+        select(Report.state, func.count().label("n"))
+        .where(*conditions, _DEPARTMENT_OPEN if department_only else _OPEN)
+        .group_by(Report.state)
         .subquery()
     )
-    page_conditions = list(conditions)
+    tally = select(
+        *(func.max(case((grouped.c.state == literal(state), grouped.c.n))).label(state) for state in OPEN_VALUES)
+    ).subquery()
+    page_conditions = [*conditions, *([_DEPARTMENT_VISIBLE] if department_only else [])]
     if "states" in names:
         page_conditions.append(Report.state.in_(bindparam("states", expanding=True)))
     if "after_time" in names:
@@ -555,7 +563,8 @@ def _queue_item(row: Any, now: datetime, show_flags: bool) -> QueueItem:
 def _queue_conditions(names: frozenset[str], overdue: bool | None) -> list[Any]:
     conditions: list[Any] = []
     if "own_department_id" in names:
-        conditions += [Report.department_id == bindparam("own_department_id"), _DEPARTMENT_VISIBLE]
+        # Its cases from the assignment on (the visible states): _queue_statement adds them.
+        conditions.append(Report.department_id == bindparam("own_department_id"))
     if "category" in names:
         conditions.append(Report.category_code == bindparam("category"))
     if "jurisdiction" in names:
