@@ -108,17 +108,10 @@ async def _staff_from(context: AppContext, token: str) -> StaffPrincipal:
 
 
 async def _active_staff(context: AppContext, staff_id: uuid.UUID) -> Row[tuple[str, str, uuid.UUID | None]] | None:
-    """One read of the account, on a connection of its own: routes that hold no request transaction (uploads) must
-    not get one from here.
-
-    On PostgreSQL the read runs outside any transaction (autocommit): one round trip, where a unit of work cost three
-    (BEGIN, the SELECT, COMMIT) on every staff request. SQLite keeps the transaction its engine begins: app/core/db.py
-    sets the driver's isolation level itself, which SQLAlchemy's AUTOCOMMIT switch would reset on the way back to the
-    pool; and there is no network to save.
-    """
-    async with context.engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
+    """One read of the account, on a connection of its own (routes that hold no request transaction, uploads, must
+    not get one from here) and on PostgreSQL outside any transaction: one round trip, where a unit of work with an
+    ORM get cost three (BEGIN, the SELECT, COMMIT) on every staff request."""
+    async with context.read_engine.connect() as connection:
         return (await connection.execute(_ACTIVE_STAFF, {"staff_id": staff_id})).first()
 
 
