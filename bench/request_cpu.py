@@ -5,8 +5,9 @@
     .venv/bin/python bench/request_cpu.py --profile queue_first    # cProfile of that endpoint, top functions
 
 The figure is ``time.process_time()`` of this process around each request (the app's Python, SQLAlchemy, asyncpg
-and the event loop; not uvicorn's HTTP parsing, not PostgreSQL's own CPU), which a shared, noisy machine disturbs
-far less than wall time. Medians are quoted. The database is the cached one of bench/load.py (1,000,000 cases);
+and the event loop; not uvicorn's HTTP parsing), which a shared, noisy machine disturbs far less than wall time.
+Medians are quoted. PostgreSQL's own CPU is shown apart, as the mean over the run of its server processes serving
+the database. The database is the cached one of bench/load.py (1,000,000 cases);
 it is only read, except that the reporter's dev login and bench/load.py's give_reports give that reporter 50 cases.
 """
 
@@ -106,6 +107,7 @@ async def measure(args: argparse.Namespace) -> None:
             for _ in range(args.warmup):
                 await call(app, path, token)
             cpu, wall = [], []
+            database_started = await database_cpu(database)
             profiler = cProfile.Profile(time.process_time) if args.profile else None
             for _ in range(args.requests):
                 started_cpu, started_wall = time.process_time(), time.perf_counter()
@@ -118,14 +120,39 @@ async def measure(args: argparse.Namespace) -> None:
                 wall.append(1000 * (time.perf_counter() - started_wall))
                 if status != 200:
                     raise SystemExit(f"{name}: {status} {body[:300]!r}")
+            database_ms = 1000 * (await database_cpu(database) - database_started) / args.requests
             print(
                 f"{name:<13} cpu ms median {statistics.median(cpu):6.2f}  p90 {quantile(cpu, 0.9):6.2f}   "
-                f"wall ms median {statistics.median(wall):6.2f}   ({args.requests} requests, {len(body)} bytes, "
+                f"PostgreSQL cpu ms mean {database_ms:5.2f}   wall ms median {statistics.median(wall):6.2f}   "
+                f"({args.requests} requests, {len(body)} bytes, "
                 f"sha256 {hashlib.sha256(body).hexdigest()[:12]}, of the sorted JSON {canonical_hash(body)})"
             )
             if profiler:
                 stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)
                 stats.print_stats(args.top)
+
+
+async def database_cpu(database: str) -> float:
+    """CPU seconds used so far by the server processes serving ``database`` (on this host; the pool's connections
+    live as long as the app, so the difference over a run is what its requests cost PostgreSQL)."""
+    import asyncpg
+    import psutil
+
+    connection = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        pids = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+        )
+    finally:
+        await connection.close()
+    total = 0.0
+    for row in pids:
+        try:
+            times = psutil.Process(row["pid"]).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def canonical_hash(body: bytes) -> str:
