@@ -3,6 +3,7 @@
     make bench-load                      # the full run (~12 min; the first time, plus 5-15 min to generate 1M cases)
     make bench-load ARGS=--quick         # a smoke run of ~5 min (50,000 cases, 1 s warm-up, 5 s windows)
     .venv/bin/python bench/load.py --duration 20 --warmup 5 --regenerate
+    .venv/bin/python bench/load.py --only hello,queue,my_reports --duration 10 --warmup 3   # some parts only
 
 What it does, all on loopback, every step bounded in time:
 
@@ -70,6 +71,9 @@ SQLITE_RATE = 200.0
 WRK_SLACK_SECONDS = 60
 LOCK_ERRORS = re.compile(r"database is locked|database table is locked|SQLITE_BUSY|SQLITE_LOCKED", re.IGNORECASE)
 BOUNDARY = "----benchload7MA4YWxkTrZu0gW"
+# What a run measures (--only picks some): the ceilings (ASGI hello, Pillow and process_image), the scratch
+# database's endpoints (pgbench, submissions, uploads), the generated cases' endpoints, and the embedded mode.
+PARTS = ("hello", "pillow", "submit", "queue", "my_reports", "sqlite")
 
 TARGETS = {
     "submit_vs_pgbench": 0.06,
@@ -791,99 +795,146 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(base),
     }
     report["config"]["pace_share"] = PACE_SHARE
+    report["config"]["parts"] = [part for part in PARTS if part in args.only]
     servers = Servers()
     scratch_created = False
     workdir = Path(tempfile.mkdtemp(prefix="bench_load_"))
-    log_path = workdir / "server.log"
     started = time.monotonic()
     try:
         photo = workdir / "photo-12mp.jpg"
         report["photo"] = make_photo(photo)
 
         # --- ceilings ---
-        sr.step("ceiling: ASGI hello-world under uvicorn")
-        hello, hello_url = servers.start(HELLO_APP, args.workers, {}, workdir / "hello.log")
-        report["hello"] = measure_endpoint(
-            "hello", hello_url, get_config("/"), args, workdir, connections=args.connections
-        )
-        servers.stop(hello)
-
-        sr.step(f"ceiling: Pillow decode + re-encode of the 12 MP photo, {args.workers} processes")
-        report["pillow"] = cpu_rate(_reencode_loop, photo, args.cpu_seconds, args.workers)
-        sr.step(f"ceiling: app.intake.imaging.process_image on the 12 MP photo, {args.workers} processes")
-        report["process_image"] = cpu_rate(_pipeline_loop, photo, args.cpu_seconds, args.workers)
-
-        sr.step(f"creating, migrating and seeding the scratch database {SCRATCH_DATABASE}")
-        asyncio.run(
-            sr._admin(
-                base,
-                f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)',
-                f'CREATE DATABASE "{SCRATCH_DATABASE}"',
+        if "hello" in args.only:
+            sr.step("ceiling: ASGI hello-world under uvicorn")
+            hello, hello_url = servers.start(HELLO_APP, args.workers, {}, workdir / "hello.log")
+            report["hello"] = measure_endpoint(
+                "hello", hello_url, get_config("/"), args, workdir, connections=args.connections
             )
-        )
-        scratch_created = True
-        scratch_url = sr._url(base, SCRATCH_DATABASE)
-        _cli(["migrate"], scratch_url, workdir)
-        _cli(["seed-demo"], scratch_url, workdir)
-        api, api_url = servers.start(
-            API_APP, args.workers, api_env(scratch_url, workdir / "objects", embedded_worker=False), log_path
-        )
-        logins = asyncio.run(sr.login_reporters(api_url, args.reporters))
-        make_pg_uploads = postgres_uploads(base, SCRATCH_DATABASE)
-        scratch_settle = settler(base, SCRATCH_DATABASE)
+            servers.stop(hello)
 
-        # pgbench copies a row the API wrote: one submission first, by a reporter of its own.
-        template_login = asyncio.run(sr.login_reporters(api_url, args.reporters + 1))[-1]
-        upload_id = make_pg_uploads([template_login[1]], 1)[0][0]
-        asyncio.run(submit_one(api_url, template_login[0], upload_id))
-        sr.step("ceiling: pgbench single-row INSERT into reports")
-        asyncio.run(sr.checkpoint(base, SCRATCH_DATABASE))
-        pgbench_args = argparse.Namespace(
-            pgbench_clients=args.pgbench_clients, pgbench_duration=round(args.duration), duration=args.duration
-        )
-        report["pgbench"] = sr.run_pgbench(pgbench_args, base, SCRATCH_DATABASE, template_login[1], workdir)
-        asyncio.run(_drop_pgbench_rows(base, SCRATCH_DATABASE, template_login[1]))
+        if "pillow" in args.only:
+            sr.step(f"ceiling: Pillow decode + re-encode of the 12 MP photo, {args.workers} processes")
+            report["pillow"] = cpu_rate(_reencode_loop, photo, args.cpu_seconds, args.workers)
+            sr.step(f"ceiling: app.intake.imaging.process_image on the 12 MP photo, {args.workers} processes")
+            report["process_image"] = cpu_rate(_pipeline_loop, photo, args.cpu_seconds, args.workers)
 
-        # --- endpoints on the scratch database ---
-        report["submit"] = measure_endpoint(
-            "POST /v1/reports",
-            api_url,
-            submit_config(args, workdir, logins, make_pg_uploads),
-            args,
-            workdir,
-            connections=args.connections,
-            settle=scratch_settle,
-        )
-        split = report["photo"]["comment_offset"]
-        report["upload"] = measure_endpoint(
-            "POST /v1/uploads",
-            api_url,
-            upload_config(workdir, logins, photo, split, args.threads),
-            args,
-            workdir,
-            connections=args.upload_connections,
-            settle=scratch_settle,
-        )
-        # Every 201 should be a photo of its own: at least one object directory per 201 (requests still running
-        # when a window closes are finished by the server and stored too).
-        report["upload"]["stored_uploads"] = sum(1 for _ in (workdir / "objects" / "uploads").iterdir())
-        servers.stop(api)
-        report["scratch_server_log"] = sr.scan_server_log(log_path)
-        report["scratch_stored"] = asyncio.run(sr.stored_counts(base, SCRATCH_DATABASE))
-        asyncio.run(sr._admin(base, f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)'))
-        scratch_created = False
+        if "submit" in args.only:
+            scratch_created = True
+            measure_scratch(args, servers, workdir, photo, report)
+            scratch_created = False
 
-        # --- endpoints on the generated cases ---
-        report["cases"] = ensure_cases(base, args.reports, args.regenerate)
-        cases_db = report["cases"]["name"]
-        cases_log = workdir / "cases-server.log"
-        api, api_url = servers.start(
-            API_APP,
-            args.workers,
-            api_env(sr._url(base, cases_db), workdir / "objects", embedded_worker=False),
-            cases_log,
+        if "queue" in args.only or "my_reports" in args.only:
+            measure_cases(args, servers, workdir, report)
+
+        # --- the embedded mode ---
+        if "sqlite" in args.only:
+            report["sqlite"] = measure_sqlite(args, servers, workdir)
+        report["elapsed_s"] = time.monotonic() - started
+        report["machine"]["loadavg_end"] = os.getloadavg()
+        report["figures"] = figures(report)
+        report["verdicts"] = verdicts(report["figures"], report.get("cases", {}).get("reports", 0))
+        return report
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        servers.stop_all()
+        if scratch_created:
+            with contextlib.suppress(Exception):
+                asyncio.run(sr._admin(base, f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)'))
+        if args.drop_cache:
+            with contextlib.suppress(Exception):
+                asyncio.run(sr._admin(base, f'DROP DATABASE IF EXISTS "{cache_name(args.reports)}" WITH (FORCE)'))
+        if args.keep_workdir:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure_scratch(
+    args: argparse.Namespace, servers: Servers, workdir: Path, photo: Path, report: dict[str, Any]
+) -> None:
+    """pgbench, POST /v1/reports and POST /v1/uploads on a fresh scratch database, dropped at the end (the caller
+    drops it if this fails half-way)."""
+    from sqlalchemy import make_url
+
+    base = make_url(sr.DEFAULT_DATABASE_URL)
+    log_path = workdir / "server.log"
+    sr.step(f"creating, migrating and seeding the scratch database {SCRATCH_DATABASE}")
+    asyncio.run(
+        sr._admin(
+            base,
+            f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)',
+            f'CREATE DATABASE "{SCRATCH_DATABASE}"',
         )
-        cases_settle = settler(base, cases_db)
+    )
+    scratch_url = sr._url(base, SCRATCH_DATABASE)
+    _cli(["migrate"], scratch_url, workdir)
+    _cli(["seed-demo"], scratch_url, workdir)
+    api, api_url = servers.start(
+        API_APP, args.workers, api_env(scratch_url, workdir / "objects", embedded_worker=False), log_path
+    )
+    logins = asyncio.run(sr.login_reporters(api_url, args.reporters))
+    make_pg_uploads = postgres_uploads(base, SCRATCH_DATABASE)
+    scratch_settle = settler(base, SCRATCH_DATABASE)
+
+    # pgbench copies a row the API wrote: one submission first, by a reporter of its own.
+    template_login = asyncio.run(sr.login_reporters(api_url, args.reporters + 1))[-1]
+    upload_id = make_pg_uploads([template_login[1]], 1)[0][0]
+    asyncio.run(submit_one(api_url, template_login[0], upload_id))
+    sr.step("ceiling: pgbench single-row INSERT into reports")
+    asyncio.run(sr.checkpoint(base, SCRATCH_DATABASE))
+    pgbench_args = argparse.Namespace(
+        pgbench_clients=args.pgbench_clients, pgbench_duration=round(args.duration), duration=args.duration
+    )
+    report["pgbench"] = sr.run_pgbench(pgbench_args, base, SCRATCH_DATABASE, template_login[1], workdir)
+    asyncio.run(_drop_pgbench_rows(base, SCRATCH_DATABASE, template_login[1]))
+
+    # --- endpoints on the scratch database ---
+    report["submit"] = measure_endpoint(
+        "POST /v1/reports",
+        api_url,
+        submit_config(args, workdir, logins, make_pg_uploads),
+        args,
+        workdir,
+        connections=args.connections,
+        settle=scratch_settle,
+    )
+    split = report["photo"]["comment_offset"]
+    report["upload"] = measure_endpoint(
+        "POST /v1/uploads",
+        api_url,
+        upload_config(workdir, logins, photo, split, args.threads),
+        args,
+        workdir,
+        connections=args.upload_connections,
+        settle=scratch_settle,
+    )
+    # Every 201 should be a photo of its own: at least one object directory per 201 (requests still running
+    # when a window closes are finished by the server and stored too).
+    report["upload"]["stored_uploads"] = sum(1 for _ in (workdir / "objects" / "uploads").iterdir())
+    servers.stop(api)
+    report["scratch_server_log"] = sr.scan_server_log(log_path)
+    report["scratch_stored"] = asyncio.run(sr.stored_counts(base, SCRATCH_DATABASE))
+    asyncio.run(sr._admin(base, f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)'))
+
+
+def measure_cases(args: argparse.Namespace, servers: Servers, workdir: Path, report: dict[str, Any]) -> None:
+    """The inspector's queue (first page and a cursor page) and GET /v1/me/reports on the generated cases."""
+    from sqlalchemy import make_url
+
+    base = make_url(sr.DEFAULT_DATABASE_URL)
+    report["cases"] = ensure_cases(base, args.reports, args.regenerate)
+    cases_db = report["cases"]["name"]
+    cases_log = workdir / "cases-server.log"
+    api, api_url = servers.start(
+        API_APP,
+        args.workers,
+        api_env(sr._url(base, cases_db), workdir / "objects", embedded_worker=False),
+        cases_log,
+    )
+    cases_settle = settler(base, cases_db)
+    if "queue" in args.only:
         from app.demo.seed import DEMO_STAFF
 
         staff = next(s for s in DEMO_STAFF if s.username == INSPECTOR)
@@ -912,6 +963,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             connections=args.connections,
             settle=cases_settle,
         )
+    if "my_reports" in args.only:
         token, reporter_id = asyncio.run(sr.login_reporters(api_url, 1))[0]
         report["cases"]["my_reports"] = asyncio.run(give_reports(base, cases_db, reporter_id, MY_REPORTS))
         report["my_reports"] = measure_endpoint(
@@ -923,30 +975,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             connections=args.connections,
             settle=cases_settle,
         )
-        servers.stop(api)
-        report["cases_server_log"] = sr.scan_server_log(cases_log)
-
-        # --- the embedded mode ---
-        report["sqlite"] = measure_sqlite(args, servers, workdir)
-        report["elapsed_s"] = time.monotonic() - started
-        report["machine"]["loadavg_end"] = os.getloadavg()
-        report["figures"] = figures(report)
-        report["verdicts"] = verdicts(report["figures"], report["cases"].get("reports", 0))
-        return report
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        servers.stop_all()
-        if scratch_created:
-            with contextlib.suppress(Exception):
-                asyncio.run(sr._admin(base, f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)'))
-        if args.drop_cache:
-            with contextlib.suppress(Exception):
-                asyncio.run(sr._admin(base, f'DROP DATABASE IF EXISTS "{cache_name(args.reports)}" WITH (FORCE)'))
-        if args.keep_workdir:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    servers.stop(api)
+    report["cases_server_log"] = sr.scan_server_log(cases_log)
 
 
 def measure_sqlite(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
@@ -1023,39 +1053,50 @@ async def _drop_pgbench_rows(base: Any, database: str, reporter_id: str) -> None
 
 
 def figures(report: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers and the ratios to the ceilings."""
+    """The headline numbers and the ratios to the ceilings (NaN for the parts the run left out)."""
 
     def sat(name: str) -> float:
-        return report[name]["saturation"]["ok_rps"]
+        return report[name]["saturation"]["ok_rps"] if name in report else math.nan
 
-    def paced_p99(name: str) -> float:
+    def paced_p99(name: str) -> float | None:
         """The paced window's p99; an endpoint too slow to pace (under 1 request/s at saturation) gets its
         saturation p99, or infinity when no request completed in the window: either way it misses a ms target."""
+        if name not in report:
+            return None
         measured = report[name]
         result = measured.get("paced") or measured["saturation"]
         return result["latency_ms"]["p99"] if result["ok"] else math.inf
 
     hello = sat("hello")
-    sqlite = report["sqlite"]
-    return {
+    pgbench = report["pgbench"]["tps"] if "pgbench" in report else math.nan
+    pillow = report["pillow"]["per_second"] if "pillow" in report else math.nan
+    process_image = report["process_image"]["per_second"] if "process_image" in report else math.nan
+    out = {
         "hello_rps": hello,
-        "pgbench_tps": report["pgbench"]["tps"],
-        "pillow_per_s": report["pillow"]["per_second"],
-        "process_image_per_s": report["process_image"]["per_second"],
-        "submit_vs_pgbench": ratio(sat("submit"), report["pgbench"]["tps"]),
-        "upload_vs_pillow": ratio(sat("upload"), report["pillow"]["per_second"]),
-        "upload_vs_process_image": ratio(sat("upload"), report["process_image"]["per_second"]),
+        "pgbench_tps": pgbench,
+        "pillow_per_s": pillow,
+        "process_image_per_s": process_image,
+        "submit_vs_pgbench": ratio(sat("submit"), pgbench) if "submit" in report else None,
+        "upload_vs_pillow": ratio(sat("upload"), pillow) if "upload" in report else None,
+        "upload_vs_process_image": ratio(sat("upload"), process_image),
         "queue_first_vs_hello": ratio(sat("queue_first"), hello),
         "queue_cursor_vs_hello": ratio(sat("queue_cursor"), hello),
         "my_reports_vs_hello": ratio(sat("my_reports"), hello),
         "queue_first_paced_p99_ms": paced_p99("queue_first"),
         "queue_cursor_paced_p99_ms": paced_p99("queue_cursor"),
-        "sqlite_paced_ok_rps": sqlite["paced"]["ok_rps"],
-        "sqlite_paced_p99_ms": sqlite["paced"]["latency_ms"]["p99"],
-        "sqlite_paced_errors": sqlite["paced"]["non_2xx"] + sum(sqlite["paced"]["socket_errors"].values()),
-        "sqlite_lock_lines": sqlite["lock_lines"],
-        "sqlite_saturation_rps": sqlite["saturation"]["ok_rps"],
     }
+    sqlite = report.get("sqlite")
+    if sqlite is not None:
+        out.update(
+            {
+                "sqlite_paced_ok_rps": sqlite["paced"]["ok_rps"],
+                "sqlite_paced_p99_ms": sqlite["paced"]["latency_ms"]["p99"],
+                "sqlite_paced_errors": sqlite["paced"]["non_2xx"] + sum(sqlite["paced"]["socket_errors"].values()),
+                "sqlite_lock_lines": sqlite["lock_lines"],
+                "sqlite_saturation_rps": sqlite["saturation"]["ok_rps"],
+            }
+        )
+    return out
 
 
 # --- output --------------------------------------------------------------------------------------------------------
@@ -1088,15 +1129,18 @@ def table_lines(report: dict[str, Any]) -> list[str]:
         )
 
     for key, label, ceiling, unit in ROWS:
+        if key not in report:
+            continue
         measured = report[key]
         note = f"{ratio(measured['saturation']['ok_rps'], fig[ceiling]):.3f} {unit}" if ceiling else ""
         if key == "upload":
             note += f"; {fig['upload_vs_process_image']:.3f} x process_image/s"
         row(label, "saturation", measured["saturation"], note)
         row("", f"paced {measured['paced_target_rps']:.0f}/s", measured["paced"])
-    sqlite = report["sqlite"]
-    row("embedded SQLite: POST /v1/reports", f"paced {SQLITE_RATE:.0f}/s", sqlite["paced"])
-    row("", "saturation", sqlite["saturation"], f"lock lines in the log: {sqlite['lock_lines']}")
+    sqlite = report.get("sqlite")
+    if sqlite is not None:
+        row("embedded SQLite: POST /v1/reports", f"paced {SQLITE_RATE:.0f}/s", sqlite["paced"])
+        row("", "saturation", sqlite["saturation"], f"lock lines in the log: {sqlite['lock_lines']}")
     lines.append("")
     lines.append(
         f"ceilings: ASGI hello {fig['hello_rps']:.0f}/s; pgbench INSERT {fig['pgbench_tps']:.0f} tps; "
@@ -1122,14 +1166,17 @@ def print_report(report: dict[str, Any], path: Path) -> None:
         f"machine: {m['nproc']} cores ({m['cpu_model']}), {m.get('ram_gib', '?')} GiB, load avg "
         f"{m['loadavg_start'][0]:.2f} → {m['loadavg_end'][0]:.2f}; {m['wrk']}; {m['postgresql'][:40]}"
     )
-    cases = report["cases"]
-    print(f"cases stored: {cases.get('reports', 0):,} ({cases['name']}); my reports: {cases.get('my_reports')}")
+    if len(report["config"]["parts"]) < len(PARTS):
+        print(f"parts measured (--only): {', '.join(report['config']['parts'])}")
+    cases = report.get("cases")
+    if cases is not None:
+        print(f"cases stored: {cases.get('reports', 0):,} ({cases['name']}); my reports: {cases.get('my_reports')}")
     print()
     for line in table_lines(report):
         print(line)
     for name in ("submit", "sqlite"):
         for phase in ("saturation", "paced"):
-            result = report[name].get(phase)
+            result = report.get(name, {}).get(phase)
             if result and result["wrapped"]:
                 print(f"WARNING {name} {phase}: the prepared uploads ran out and were reused: raise --max-rps")
     print(f"json: {path.relative_to(ROOT)}")
@@ -1140,6 +1187,14 @@ def write_json(report: dict[str, Any]) -> Path:
     path = sr.RESULTS_DIR / f"load-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def parts(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in PARTS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"parts are {', '.join(PARTS)}; not {', '.join(unknown) or 'none'}")
+    return chosen
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1165,6 +1220,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--request-timeout", type=float, default=30, help="wrk --timeout, s (30)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the temporary directory (logs, wrk configs)")
+    parser.add_argument(
+        "--only",
+        type=parts,
+        default=PARTS,
+        help=f"measure only these parts, comma-separated, of {','.join(PARTS)} (all); the others show as n/a",
+    )
     args = parser.parse_args(argv)
     quick = {"warmup": 1, "duration": 5, "sqlite_seconds": 10, "cpu_seconds": 5, "reports": 50_000}
     full = {"warmup": 10, "duration": 30, "sqlite_seconds": 30, "cpu_seconds": 20, "reports": 1_000_000}

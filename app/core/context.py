@@ -22,6 +22,10 @@ class AppContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # For reads that need no transaction (app.core.session.ReadSession, the staff lookup): on PostgreSQL each
+    # statement runs on its own, in autocommit; the same pool as ``engine``.
+    read_engine: AsyncEngine
+    read_sessions: async_sessionmaker[AsyncSession]
     storage: ObjectStorage
     http: httpx.AsyncClient
     tokens: TokenCodec
@@ -77,11 +81,14 @@ def build_context(settings: Settings) -> AppContext:
     from app.core.db import create_engine, create_session_factory
 
     engine = create_engine(settings.database)
+    read_engine = _autocommit(engine)
     tokens, cipher, blind_index = build_security(settings)
     return AppContext(
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
+        read_engine=read_engine,
+        read_sessions=create_session_factory(read_engine),
         storage=build_storage(settings),
         http=httpx.AsyncClient(timeout=settings.wechat.timeout_seconds),
         tokens=tokens,
@@ -89,6 +96,16 @@ def build_context(settings: Settings) -> AppContext:
         blind_index=blind_index,
         cpu_limiter=anyio.CapacityLimiter(os.cpu_count() or 1),
     )
+
+
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The engine (its pool shared) running each statement on its own, with no BEGIN before nor COMMIT after (a
+    round trip each), on PostgreSQL. SQLite keeps its transactions: app.core.db sets the driver's isolation level
+    itself (BEGIN IMMEDIATE), which SQLAlchemy's AUTOCOMMIT switch would reset when a connection goes back to the
+    pool; and there is no network to save."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def close_context(context: AppContext) -> None:

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.errors import InvalidInput
@@ -47,4 +47,10 @@ def newest_first(
     if cursor is None:
         return query
     after_time, after_id = decode_cursor(cursor)
-    return query.where(or_(created_at < after_time, and_(created_at == after_time, row_id < after_id)))
+    return query.where(after(created_at, row_id, after_time, after_id))
+
+
+def after(created_at: Any, row_id: Any, after_time: Any, after_id: Any) -> ColumnElement[bool]:
+    """The rows that follow (``after_time``, ``after_id``) newest first: values, or bound parameters of a statement
+    built once and run with the values of each cursor."""
+    return or_(created_at < after_time, and_(created_at == after_time, row_id < after_id))

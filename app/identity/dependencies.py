@@ -10,9 +10,9 @@ from typing import Annotated
 import jwt
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Row, bindparam, select
 
 from app.core.context import AppContext, get_context
-from app.core.db import unit_of_work
 from app.core.errors import Forbidden, Unauthenticated
 from app.core.security import InvalidToken
 from app.identity.errors import WrongAudience
@@ -20,6 +20,10 @@ from app.identity.models import StaffUser
 from app.identity.roles import Permission, Role, has_permission
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` from a login endpoint")
+# Built once: making the statement and its cache key cost more CPU than running it (about 0.2 ms a request).
+_ACTIVE_STAFF = select(StaffUser.username, StaffUser.role, StaffUser.department_id).where(
+    StaffUser.id == bindparam("staff_id"), StaffUser.is_active
+)
 
 
 @dataclass(frozen=True)
@@ -97,12 +101,18 @@ async def _staff_from(context: AppContext, token: str) -> StaffPrincipal:
     except ValueError as exc:
         raise InvalidToken() from exc
     # Staff are looked up on every request so that a deactivated account or a changed role takes effect at once.
-    # A unit of work of its own: routes that hold no request transaction (uploads) must not get one from here.
-    async with unit_of_work(context.sessions) as session:
-        staff = await session.get(StaffUser, staff_id)
-    if staff is None or not staff.is_active or not subject.startswith("staff:"):
+    row = await _active_staff(context, staff_id)
+    if row is None or not subject.startswith("staff:"):
         raise InvalidToken()
-    return StaffPrincipal(staff.id, staff.username, Role(staff.role), staff.department_id)
+    return StaffPrincipal(staff_id, row.username, Role(row.role), row.department_id)
+
+
+async def _active_staff(context: AppContext, staff_id: uuid.UUID) -> Row[tuple[str, str, uuid.UUID | None]] | None:
+    """One read of the account, on a connection of its own (routes that hold no request transaction, uploads, must
+    not get one from here) and on PostgreSQL outside any transaction: one round trip, where a unit of work with an
+    ORM get cost three (BEGIN, the SELECT, COMMIT) on every staff request."""
+    async with context.read_engine.connect() as connection:
+        return (await connection.execute(_ACTIVE_STAFF, {"staff_id": staff_id})).first()
 
 
 async def current_reporter(

@@ -11,7 +11,7 @@ from app.core.context import AppContext, get_context
 from app.core.http import error_responses
 from app.core.idempotency import idempotency_key_header
 from app.core.multipart import read_single_file
-from app.core.session import DbSession
+from app.core.session import DbSession, ReadSession
 from app.identity.dependencies import CurrentPrincipal, CurrentReporter, StaffPrincipal
 from app.identity.roles import Permission
 from app.intake import service, uploads
@@ -98,7 +98,7 @@ async def submit_report(
 )
 async def list_my_reports(
     reporter: CurrentReporter,
-    session: DbSession,
+    session: ReadSession,
     context: Context,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.core.context import AppContext, get_context
 from app.core.errors import DomainError
 from app.core.http import error_responses
-from app.core.session import DbSession
+from app.core.session import DbSession, ReadSession
 from app.core.validation import IsoDateTime
 from app.deadlines import service as deadline_service
 from app.deadlines.calendar import parse_year_schedule
@@ -311,7 +311,7 @@ async def list_cases(
     staff: Annotated[
         StaffPrincipal, Depends(requires_any(Permission.VIEW_ALL_REPORTS, Permission.VIEW_DEPARTMENT_REPORTS))
     ],
-    session: DbSession,
+    session: ReadSession,
     state: Annotated[list[str] | None, Query(max_length=11)] = None,
     category: Annotated[str | None, Query(pattern=CODE_PATTERN, description="行业领域代码")] = None,
     jurisdiction: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
@@ -346,7 +346,7 @@ async def list_cases(
 )
 async def list_supervision(
     staff: Annotated[StaffPrincipal, Depends(requires(Permission.VIEW_TRIAGE))],
-    session: DbSession,
+    session: ReadSession,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> QueuePage:

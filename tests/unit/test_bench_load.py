@@ -115,3 +115,28 @@ def test_paced_connections_are_few_enough_to_stay_alive() -> None:
     assert load.paced_connections(0.7, 2, 32) == 5
     assert load.paced_connections(4.7, 2, 32) == 17
     assert load.paced_connections(2000, 2, 32) == 32
+
+
+def test_only_picks_parts_and_refuses_unknown_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert load.parse_args([]).only == load.PARTS
+    assert load.parse_args(["--only", "queue, my_reports"]).only == ("queue", "my_reports")
+    for wrong in ("queue,nothing", ","):
+        with pytest.raises(SystemExit):
+            load.parse_args(["--only", wrong])
+    assert "parts are" in capsys.readouterr().err
+
+
+def test_figures_and_verdicts_of_a_run_of_some_parts() -> None:
+    wrk = load.parse_wrk_output("WRK_JSON " + json.dumps({**WRK_LINE, "statuses": {"200": 400}}))
+    endpoint = {"saturation": wrk, "paced": wrk, "paced_target_rps": 120.0}
+    report = {"queue_first": endpoint, "queue_cursor": endpoint, "config": {"parts": ["queue"]}}
+    figures = load.figures(report)
+    assert figures["queue_first_paced_p99_ms"] == 12.0 and math.isnan(figures["queue_first_vs_hello"])
+    assert figures["submit_vs_pgbench"] is None and "sqlite_paced_p99_ms" not in figures
+    verdicts = load.verdicts(figures, 1_000_000)
+    assert verdicts["inspector queue"]["verdict"] == "PASS"
+    assert {v["verdict"] for name, v in verdicts.items() if name != "inspector queue"} == {"n/a"}
+    report.update(figures=figures, verdicts=verdicts)
+    lines = load.table_lines(report)
+    assert any("GET /v1/staff/cases (inspector, page 1)" in line for line in lines)
+    assert not any(line.startswith(("embedded SQLite: POST", "POST /v1/reports")) for line in lines)

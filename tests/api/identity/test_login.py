@@ -189,6 +189,24 @@ def test_a_staff_token_dies_with_its_account(api: Api) -> None:
         assert relogin.status_code == 401
 
 
+def test_a_changed_role_takes_effect_on_the_next_request(api: Api) -> None:
+    """The token names the account, not its role: the role the account holds now decides, with no re-login."""
+    headers = api.staff("inspector")
+    assert api.client.get("/v1/staff/triage", headers=headers).status_code == 403
+
+    async def change(context: Any, role: Role) -> None:
+        async with unit_of_work(context.sessions) as session:
+            staff = await session.scalar(select(StaffUser).where(StaffUser.username == "inspector"))
+            assert staff is not None
+            staff.role = role.value
+
+    context = api.client.app.state.context  # type: ignore[attr-defined]
+    api.client.portal.call(change, context, Role.DISPATCHER)  # type: ignore[union-attr]
+    assert api.client.get("/v1/staff/triage", headers=headers).status_code == 200
+    api.client.portal.call(change, context, Role.INSPECTOR)  # type: ignore[union-attr]
+    assert api.client.get("/v1/staff/triage", headers=headers).status_code == 403
+
+
 def test_staff_token_is_useless_on_reporter_routes_and_back(api: Api) -> None:
     staff = api.staff("dispatcher")
     reporter = api.reporter("dave")

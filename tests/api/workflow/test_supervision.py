@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -64,6 +64,87 @@ def test_queue_filters_keyset_pages_and_counts(api: Api) -> None:
     inspector_view = api.client.get("/v1/staff/cases", headers=api.staff("inspector")).json()
     assert [i["id"] for i in inspector_view["items"]] == [ids[1]]
     assert inspector_view["items"][0]["flags"] == []
+
+
+def test_queue_items_say_what_the_case_says(api: Api) -> None:
+    """Each item's department, next deadline, overdue mark and flags are the case's own, whoever asks."""
+    ids = [_case(api, f"item{i}", category="hazardous_chemicals") for i in range(3)]  # one point: duplicates
+    api.accept_and_assign(ids[0])
+    api.accept_and_assign(ids[1], department_code="441881-fire")
+    _age_deadlines(api, ids[1], days=1)
+    dispatcher, inspector = api.staff("dispatcher"), api.staff("fire-inspector")
+    for headers, shows_flags in ((dispatcher, True), (inspector, False)):
+        items = api.client.get("/v1/staff/cases", headers=headers).json()["items"]
+        assert items
+        for item in items:
+            view = api.client.get(f"/v1/staff/cases/{item['id']}", headers=dispatcher).json()
+            unmet = [d["due_at"] for d in view["deadlines"] if d["met_at"] is None]
+            assert item["department"] == view["department"]
+            assert item["category"] == view["category"]
+            assert (item["next_due_at"] is None) == (not unmet)
+            if unmet:
+                assert _instant(item["next_due_at"]) == min(map(_instant, unmet))
+            assert item["overdue"] is (item["id"] == ids[1])
+            assert item["flags"] == ([f["code"] for f in view["flags"]] if shows_flags else [])
+    listed = {i["id"]: i for i in api.client.get("/v1/staff/cases", headers=dispatcher).json()["items"]}
+    assert listed[ids[0]]["department"]["name"] != listed[ids[1]]["department"]["name"]
+    assert "possible_duplicate" in listed[ids[2]]["flags"]
+
+
+def test_every_queue_filter_selects_what_it_names(api: Api) -> None:
+    """Each filter, alone and with a cursor, lists exactly the cases whose own view matches it, newest first; the
+    counts ignore the state filter and the cursor, and an empty page still has them."""
+    ids = [_case(api, f"filter{i}", category="fire_safety" if i % 2 else "hazardous_chemicals") for i in range(4)]
+    api.accept_and_assign(ids[0])
+    api.accept_and_assign(ids[1], department_code="441881-fire")
+    fire_inspector, dispatcher = api.staff("fire-inspector"), api.staff("dispatcher")
+    assert api.command(fire_inspector, ids[1], "start-verification").status_code == 200
+    _age_deadlines(api, ids[1], days=1)
+    views = {i: api.client.get(f"/v1/staff/cases/{i}", headers=dispatcher).json() for i in ids}
+    newest_first = list(reversed(ids))
+    middle = views[ids[1]]["submitted_at"]
+    fire = views[ids[1]]["department"]["id"]
+    adcode = views[ids[0]]["jurisdiction_adcode"]
+    flag = next(f["code"] for f in views[ids[2]]["flags"])
+    expectations: list[tuple[dict[str, Any], list[str]]] = [
+        ({}, newest_first),
+        ({"state": ["assigned", "submitted"]}, [i for i in newest_first if views[i]["state"] != "verifying"]),
+        ({"category": "fire_safety"}, [ids[3], ids[1]]),
+        ({"jurisdiction": adcode}, newest_first),
+        ({"jurisdiction": "441882"}, []),
+        ({"department_id": fire}, [i for i in newest_first if (views[i]["department"] or {}).get("id") == fire]),
+        ({"submitted_from": middle}, [ids[3], ids[2], ids[1]]),
+        ({"submitted_to": middle}, [ids[0]]),
+        ({"overdue": "true"}, [ids[1]]),
+        ({"overdue": "false"}, [ids[3], ids[2], ids[0]]),
+        ({"flag": flag}, [i for i in newest_first if flag in {f["code"] for f in views[i]["flags"]}]),
+        ({"state": ["closed"]}, []),
+    ]
+    everything = api.client.get("/v1/staff/cases", headers=dispatcher).json()["counts"]
+    for params, expected in expectations:
+        page = api.client.get("/v1/staff/cases", headers=dispatcher, params=params)
+        assert page.status_code == 200, (params, page.text)
+        assert [i["id"] for i in page.json()["items"]] == expected, params
+        if "state" in params:
+            assert page.json()["counts"] == everything
+        walked, cursor = [], None
+        while True:
+            following = {"cursor": cursor} if cursor else {}
+            step = api.client.get(
+                "/v1/staff/cases", headers=dispatcher, params={**params, "limit": 1, **following}
+            ).json()
+            walked += [i["id"] for i in step["items"]]
+            assert step["counts"] == page.json()["counts"]
+            if not (cursor := step["next_cursor"]):
+                break
+        assert walked == expected, params
+    mine = api.client.get("/v1/staff/cases", headers=fire_inspector, params={"mine": "true"}).json()["items"]
+    assert [i["id"] for i in mine] == [ids[1]]
+    assert api.client.get("/v1/staff/cases", headers=dispatcher, params={"mine": "true"}).json()["items"] == []
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_overdue_cases_surface_in_supervision_and_are_escalated_once(api: Api) -> None:
