@@ -43,7 +43,8 @@ class TokenCodec:
         payload = {"sub": subject, "aud": audience, "iss": self.issuer, "iat": now, "exp": expires_at, **claims}
         return jwt.encode(payload, self.secret, algorithm=TOKEN_ALGORITHM), expires_at
 
-    def decode(self, token: str, audience: str) -> dict[str, Any]:
+    def decode(self, token: str, audience: str | list[str]) -> dict[str, Any]:
+        """The verified claims; ``audience``: the one expected, or those accepted (the claims say which)."""
         try:
             return jwt.decode(
                 token,

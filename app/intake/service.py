@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.models import Category, Department
 from app.core import idempotency
 from app.core.context import AppContext
-from app.core.db import Base, insert_values, is_postgresql, utcnow
+from app.core.db import Base, column_values, insert_values, is_postgresql, utcnow
 from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
 from app.deadlines import service as deadline_service
@@ -152,9 +152,8 @@ async def _new_report(
     flags = _evidence_flags(context, uploads, body, now, found.same_photo)
     if found.candidates:
         flags.append({"code": "possible_duplicate", "reports": [c.number for c in found.candidates]})
-    report = Report(
+    report = dict(
         id=report_id,
-        number=report_id.hex,  # a placeholder: _store writes the county's next number
         reporter_id=principal.reporter_id if isinstance(principal, ReporterPrincipal) else None,
         filed_by_staff_id=principal.staff_id if isinstance(principal, StaffPrincipal) else None,
         channel=body.channel.value,
@@ -195,13 +194,13 @@ async def _new_report(
         rows.append((REPORT_CONTACTS, [insert_values(contact)]))
     receipt = ReportReceipt(
         id=report_id,
-        number=report.number,
+        number=report_id.hex,  # a placeholder: _store writes the county's next number
         query_code=query_code,
-        status=reporter_status(report.state, routing.department_name),
+        status=reporter_status("submitted", routing.department_name),
         submitted_at=now,
     )
     year = now.astimezone(CHINA_TZ).year
-    return _NewReport(receipt, insert_values(report), rows, body.upload_ids, year, region_code)
+    return _NewReport(receipt, column_values(Report, report), rows, body.upload_ids, year, region_code)
 
 
 async def _claimable_uploads(session: AsyncSession, owner: str, upload_ids: list[uuid.UUID]) -> list[Row[Any]]:
