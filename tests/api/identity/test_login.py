@@ -140,9 +140,14 @@ def _genuine(api: Api, kind: str) -> str:
 
 @pytest.mark.filterwarnings("ignore:The HMAC key is .* below the minimum recommended length")  # HS512, our key
 @pytest.mark.parametrize("kind", ["reporter", "staff"])
-def test_tampered_tokens_are_refused(api: Api, kind: str) -> None:
+@pytest.mark.parametrize("open_to_both", [False, True], ids=["own-kind-route", "route-open-to-both"])
+def test_tampered_tokens_are_refused(api: Api, kind: str, open_to_both: bool) -> None:
+    """On a route for one kind of caller, and on one open to reporters and staff alike (its own decode, against
+    either audience)."""
     token = _genuine(api, kind)
     route = ROUTES[kind]
+    if open_to_both:
+        route = f"/v1/uploads/{api.upload_id({'Authorization': f'Bearer {token}'})}"
     assert api.client.get(route, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     claims = jwt.decode(token, options={"verify_signature": False})
     now = datetime.now(UTC)
