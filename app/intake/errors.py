@@ -32,6 +32,12 @@ class ImageCorrupt(InvalidInput):
     message = "图片已损坏，无法读取"
 
 
+class ImageTooComplex(InvalidInput):
+    status = 422
+    code = "image_too_complex"
+    message = "图片编码过于复杂（渐进式扫描次数过多），无法处理，请上传相机或手机直接拍摄的照片"
+
+
 class UploadNotFound(NotFound):
     code = "upload_not_found"
     message = "照片不存在或已过期，请重新上传"

@@ -89,3 +89,15 @@ def jpeg_with_payload(payload: bytes) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90, exif=exif.tobytes(), comment=payload)
     return buffer.getvalue() + payload
+
+
+def progressive_jpeg(side: int = 1200, *, repeat_last_scan: int = 0) -> bytes:
+    """A grey progressive JPEG (Pillow writes libjpeg's standard script: 6 scans for one component), optionally
+    with its last scan repeated: each copy is a few dozen bytes that the decoder runs over the whole image (the
+    many-scans CPU bomb)."""
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buffer, "JPEG", quality=85, progressive=True)
+    data = buffer.getvalue()
+    last_scan = data.rindex(b"\xff\xda")
+    scan = data[last_scan : data.rindex(b"\xff\xd9")]
+    return data[: last_scan + len(scan)] + scan * repeat_last_scan + b"\xff\xd9"

@@ -34,6 +34,7 @@ DATA_DEPENDENT_CODES: dict[str, str] = {
     "not_an_image": "a file that is not an image",
     "unsupported_image_type": "an image of a format we do not take",
     "image_corrupt": "an image that does not decode",
+    "image_too_complex": "a JPEG with more scans than we decode",
     "invalid_geojson": "a file that is not GeoJSON of jurisdictions",
     # Open311's partner form: the same character rule as DATA_DEPENDENT_VALIDATION_TYPES, in the spec's 400.
     "control_characters": "text with a control, format or unassigned character",

@@ -24,6 +24,7 @@ from tests.support.images import (
     png_header_only,
     png_with_chunk,
     png_with_long_data,
+    progressive_jpeg,
     small_jpeg,
     webp_declaring,
 )
@@ -187,7 +188,18 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], int, str]] = {
     ),
     "JPEG start of image and nothing else": (lambda: b"\xff\xd8\xff", 422, "image_corrupt"),
     "truncated JPEG (first half of a real photo)": (HALF_A_PHOTO, 422, "image_corrupt"),
+    # 200 copies of one scan, 13 KB: each decoded over the whole image (seconds of CPU; 10 MB of them, an hour).
+    "progressive JPEG repeating one scan 200 times": (
+        lambda: progressive_jpeg(repeat_last_scan=200),
+        422,
+        "image_too_complex",
+    ),
 }
+
+
+def test_a_progressive_jpeg_with_its_usual_scans_is_accepted(api: Api) -> None:
+    response = api.upload(api.reporter("alice"), data=progressive_jpeg(), filename="photo.jpg")
+    assert response.status_code == 201, response.text
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
