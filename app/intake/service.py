@@ -11,14 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Select, String, Table, Update, bindparam, cast, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Category, Department
 from app.core import idempotency
 from app.core.context import AppContext
-from app.core.db import Base, column_values, insert_values, is_postgresql, utcnow
+from app.core.db import Base, column_values, dialect_insert_for, insert_values, is_postgresql, utcnow
 from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
 from app.deadlines import service as deadline_service
@@ -271,7 +270,6 @@ async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any
     statement (data-modifying CTEs): one round trip for every write of a submission.
     """
     counter = {"year": new.year, "region_code": new.region_code, "prefix": f"{new.year}-{new.region_code}-"}
-    attach = {"attach_to": new.receipt.id} | {f"upload_{i}": upload_id for i, upload_id in enumerate(new.upload_ids)}
     if is_postgresql(session):
         shape = _Shape(
             tuple(new.report),
@@ -279,7 +277,9 @@ async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any
             len(new.upload_ids),
             recorded is not None,
         )
-        parameters = counter | attach | {f"report_{key}": value for key, value in new.report.items()}
+        attach = {f"upload_{index}": upload_id for index, upload_id in enumerate(new.upload_ids)}
+        parameters = counter | attach | {"attach_to": new.receipt.id}
+        parameters |= {f"report_{key}": value for key, value in new.report.items()}
         for table, rows in new.rows:
             if len(rows) > 1:
                 parameters |= {f"{table.name}_{key}": [row[key] for row in rows] for key in rows[0]}
@@ -317,7 +317,7 @@ def _counter(insert_of: Any) -> Any:
 
 # Statements built once with bound parameters: building one per submission (a hundred values coerced, then its
 # cache key) cost more CPU than the database spent on it.
-_COUNTER = {"postgresql": _counter(postgresql.insert), "sqlite": _counter(sqlite.insert)}
+_COUNTER = {dialect: _counter(dialect_insert_for(dialect)) for dialect in ("postgresql", "sqlite")}
 
 
 def _attach(upload: str, position: Any) -> Update:
