@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,13 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+import aiosqlite
 import sqlalchemy.exc
-from sqlalchemy import DateTime, MetaData, TypeDecorator, bindparam, event, inspect, make_url
+from sqlalchemy import ColumnElement, DateTime, MetaData, TypeDecorator, bindparam, event, inspect, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.util import await_
 
 from app.core.config import DatabaseSettings
@@ -32,6 +37,8 @@ from app.core.config import DatabaseSettings
 # How long a transaction waits for the SQLite write lock before failing as "database is locked".
 SQLITE_BUSY_SECONDS = 30
 SQLITE_POOL_SIZE = 4
+# The longest pause between two tries of BEGIN IMMEDIATE while another process holds the write lock.
+SQLITE_BUSY_PAUSE_MAX = 0.02
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -129,12 +136,20 @@ def _create_sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
     database = make_url(settings.url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    location = database or ":memory:"
+
+    async def connect() -> aiosqlite.Connection:
+        # No busy timeout in SQLite itself: a statement run on the event loop must not sleep in its busy handler.
+        # The one wait for another process's write lock is at BEGIN (``_begin_immediate``), and it is awaited.
+        connector = functools.partial(sqlite3.connect, location, timeout=0, check_same_thread=False)
+        return await _InlineConnection(connector)
+
     engine = create_async_engine(
         settings.url,
         echo=settings.echo,
-        connect_args={"timeout": SQLITE_BUSY_SECONDS},
-        # A few kept connections: opening one (a thread of aiosqlite's and four PRAGMAs) cost about 3 ms of CPU on
-        # every transaction with no pool. One writer at a time either way (the gate below).
+        async_creator=connect,
+        # A few kept connections: opening one (four PRAGMAs) cost about 3 ms of CPU on every transaction with no
+        # pool. One writer at a time either way (the gate below).
         pool_size=SQLITE_POOL_SIZE,
         max_overflow=SQLITE_POOL_SIZE,
     )
@@ -148,7 +163,6 @@ def _create_sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cursor.close()
 
     gate = _WriterGate()
@@ -156,13 +170,62 @@ def _create_sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         gate.enter(connection.connection.dbapi_connection)
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        _begin_immediate(connection)
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
         gate.leave(dbapi_connection)
 
     return engine
+
+
+class _InlineConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose calls run at once on the event loop's thread, not on a thread of its own.
+
+    aiosqlite hands every call (cursor, execute, fetch, close: four per statement) to its thread and back, and each
+    hand-over waits for the GIL, which the event loop, busy with other requests, gives up only every few
+    milliseconds: a transaction of seven statements held SQLite's write lock, and so every other writer of the
+    process, for tens of milliseconds. The statements of this service take microseconds on SQLite, less than the
+    hand-over itself; run inline, the write lock is held for the transaction's own work. The price: a slow query
+    holds up the process's other requests while it runs, as it already held up their transactions (one writer).
+    """
+
+    def __init__(self, connector: Any) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._tx = _RunAtOnce()  # type: ignore[assignment]
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()  # no thread to start
+
+
+class _RunAtOnce:
+    """Stands in for the queue to aiosqlite's thread: runs each call as it is put, and settles its future."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Any]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as exc:  # handed to the caller through its future, as aiosqlite does
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            return
+        if future is not None and not future.done():
+            future.set_result(result)
+
+
+def _begin_immediate(connection: Any) -> None:
+    """BEGIN IMMEDIATE, waiting (awaited, the event loop free) while another process holds SQLite's write lock."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except sqlalchemy.exc.OperationalError as exc:
+            if "database is locked" not in str(exc.orig) or time.monotonic() + pause > deadline:
+                raise
+        await_(asyncio.sleep(pause))
+        pause = min(pause * 2, SQLITE_BUSY_PAUSE_MAX)
 
 
 class _WriterGate:
@@ -290,3 +353,30 @@ def _insert_or_ignore(dialect: str, model: type[Base], columns: tuple[str, ...],
         .on_conflict_do_nothing(index_elements=list(conflict))
         .returning(primary_key)
     )
+
+
+class not_indexed(FunctionElement[Any]):
+    """A column, told apart for SQLite's planner: there it is written ``+column``, which keeps the planner from
+    reading the rows through an index on it; elsewhere it is the column itself.
+
+    SQLite has no statistics unless ANALYZE ran, and where an index on the column would also give the ORDER BY it
+    prefers that index to a narrower one (the nearby reports: every report of the category in the window, read to
+    keep the few inside the box). PostgreSQL's planner has statistics and needs no hint.
+    """
+
+    inherit_cache = True
+    name = "not_indexed"
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(not_indexed)
+def _column_itself(element: not_indexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(not_indexed, "sqlite")
+def _column_with_unary_plus(element: not_indexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))

@@ -52,14 +52,15 @@ class Upload(UUIDPrimaryKey, CreatedAt, Base):
 
 
 class PhotoHashBand(Base):
-    """One byte of an upload's perceptual hash, so that similar photos are found by index (see ``duplicates``)."""
+    """One 16-bit band of an upload's perceptual hash, so that similar photos are found by index (see
+    ``duplicates.hash_bands``)."""
 
     __tablename__ = "photo_hash_bands"
     __table_args__ = (Index("ix_photo_hash_bands_lookup", "band", "value", "created_at"),)
 
     upload_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True)
     band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    value: Mapped[int] = mapped_column(SmallInteger)
+    value: Mapped[int] = mapped_column(Integer)  # 0–65535
     created_at: Mapped[datetime]  # the upload's
 
 

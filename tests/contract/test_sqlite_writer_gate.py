@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -133,3 +135,84 @@ def test_the_next_writer_begins_as_soon_as_the_last_one_commits(tmp_path: Path) 
         return gaps
 
     assert statistics.median(asyncio.run(scenario())) < 0.02
+
+
+def _other_process_holds_the_write_lock(path: Path, seconds: float) -> threading.Thread:
+    """Another writer of the file (a CLI command, a second process): its own connection, its own thread."""
+    holding = threading.Event()
+
+    def hold() -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        holding.set()
+        time.sleep(seconds)
+        connection.execute("COMMIT")
+        connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait()
+    return thread
+
+
+def test_waiting_for_another_process_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    """Statements run on the event loop's thread (no aiosqlite thread); the wait for another process's write lock is
+    awaited, not slept in SQLite's busy handler: the loop goes on serving while it lasts, and the transaction then
+    runs."""
+
+    async def scenario() -> tuple[int, float, int]:
+        engine = _engine(tmp_path)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (n INTEGER)"))
+        sessions = create_session_factory(engine)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        other = _other_process_holds_the_write_lock(tmp_path / "gate.sqlite", 0.4)
+        started = time.perf_counter()
+        async with unit_of_work(sessions) as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+        waited = time.perf_counter() - started
+        ticking.cancel()
+        other.join()
+        async with unit_of_work(sessions) as session:
+            count = (await session.execute(text("SELECT count(*) FROM t"))).scalar_one()
+        await engine.dispose()
+        return ticks, waited, count
+
+    ticks, waited, count = asyncio.run(scenario())
+    assert waited >= 0.3 and count == 1
+    assert ticks >= 15  # about 40 in 0.4 s; none while a blocking busy handler held the loop
+
+
+def test_another_process_holding_the_lock_too_long_fails_as_sqlite_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 0.2)
+
+    async def scenario() -> str:
+        engine = _engine(tmp_path)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (n INTEGER)"))
+        sessions = create_session_factory(engine)
+        other = _other_process_holds_the_write_lock(tmp_path / "gate.sqlite", 0.6)
+        try:
+            async with unit_of_work(sessions) as session:
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+        except OperationalError as exc:
+            outcome = str(exc)
+        else:
+            outcome = "no error"
+        other.join()
+        async with unit_of_work(sessions) as session:  # the gate and the pool are whole again
+            await session.execute(text("INSERT INTO t VALUES (2)"))
+        await engine.dispose()
+        return outcome
+
+    assert "database is locked" in asyncio.run(scenario())

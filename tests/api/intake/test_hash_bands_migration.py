@@ -1,4 +1,4 @@
-"""Migration 0009 gives the uploads already stored their hash bands, as new uploads get them."""
+"""Migrations 0009 and 0012 give the uploads already stored their hash bands, as new uploads get them."""
 
 from __future__ import annotations
 

@@ -215,18 +215,21 @@ def test_every_nearby_open_report_is_a_candidate_in_one_write(api: Api) -> None:
 
 
 def test_the_same_photo_re_encoded_is_a_duplicate_candidate(api: Api) -> None:
+    """Found whichever of the new report's photos it is (here the second, after an unrelated one)."""
     import io
 
     from PIL import Image
 
     from tests.support.api import DEFAULT_PHOTO
+    from tests.support.images import small_jpeg
 
     alice, bob = api.reporter("alice"), api.reporter("bob")
     first = api.submit(alice, [api.upload_id(alice)], category="fire_safety").json()["id"]
     copy = io.BytesIO()
     Image.open(DEFAULT_PHOTO).resize((320, 240)).save(copy, "JPEG", quality=60)
     far = {"longitude": 113.10, "latitude": 24.30, "datum": "gcj02"}
-    second = api.submit(bob, [api.upload_id(bob, data=copy.getvalue())], category="gas", location=far).json()["id"]
+    photos = [api.upload_id(bob, data=small_jpeg(7)), api.upload_id(bob, data=copy.getvalue())]
+    second = api.submit(bob, photos, category="gas", location=far).json()["id"]
     view = api.client.get(f"/v1/staff/cases/{second}", headers=api.staff("dispatcher")).json()
     assert [(d["case_id"], d["similar_photo"], d["same_photo"]) for d in view["duplicates"]] == [(first, True, False)]
 
