@@ -187,3 +187,15 @@ class ReportNumberCounter(Base):
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
     last_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportNumberSlot(Base):
+    """A number the counter has handed out that no report holds yet: PostgreSQL takes numbers a block at a time and
+    submissions take the lowest free one (see ``service._postgresql_statement``). Every number up to the counter's
+    value is either a report's or here."""
+
+    __tablename__ = "report_number_slots"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, primary_key=True)
