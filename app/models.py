@@ -6,7 +6,7 @@ from app.core.db import Base
 from app.core.idempotency import IdempotencyRecord
 from app.deadlines.models import CalendarYear, CaseDeadline, DeadlinePolicy
 from app.identity.models import Reporter, StaffUser
-from app.intake.models import DuplicateCandidate, Report, ReportContact, ReportNumberCounter, Upload
+from app.intake.models import DuplicateCandidate, Report, ReportContact, ReportNumberCounter, ReportNumberSlot, Upload
 from app.notifications.models import OutboxMessage, SubscriptionOptIn
 from app.open311.models import PartnerKey
 from app.publication.models import CasePublication
@@ -38,6 +38,7 @@ __all__ = [
     "Report",
     "ReportContact",
     "ReportNumberCounter",
+    "ReportNumberSlot",
     "Reporter",
     "Reward",
     "RewardLedgerEntry",
