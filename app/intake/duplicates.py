@@ -64,12 +64,12 @@ BAND_BITS = 16
 def hash_bands(perceptual_hash: str) -> list[tuple[int, int]]:
     """A 64-bit hash as four 16-bit bands, (position, value): the rows stored for an upload.
 
-    Two hashes at most 7 bits apart differ in at most one bit of one of their bands at least (were every band two
-    or more bits apart, they would be 8 apart), so looking up each of our bands and its 16 one-bit neighbours finds
-    every similar photo (``probe_bands``). Eight 8-bit bands (exact matches only) needed no neighbours, but each
-    byte value is shared by one upload in 256: at a few hundred thousand uploads that was thousands of rows read
-    for every photo of every submission. A 16-bit value is shared by one in 65,536; with 17 probes a band, 68 a
-    photo, about one upload in a thousand is read.
+    Two hashes at most 7 bits apart have a band in which they differ by one bit at most (were every band two or
+    more bits apart, the hashes would be 8 or more apart), so looking up each of our bands and its 16 one-bit
+    neighbours finds every similar photo (``probe_bands``). Eight 8-bit bands (exact matches only) needed no
+    neighbours, but each byte value is shared by one upload in 256: at a few hundred thousand uploads that was
+    thousands of rows read for every photo of every submission. A 16-bit value is shared by one in 65,536; with 17
+    probes a band, 68 a photo, about one upload in a thousand is read.
     """
     digits = BAND_BITS // 4
     return [(band, int(perceptual_hash[digits * band : digits * (band + 1)], 16)) for band in range(BANDS_PER_HASH)]

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
+    ColumnElement,
     Integer,
     Row,
     Select,
@@ -311,7 +313,7 @@ async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any
         number, attached = (await session.execute(_postgresql_statement(shape), parameters | (recorded or {}))).one()
     else:
         # SQLite has no DML in CTEs; it admits one writer at a time anyway, so the order costs no contention.
-        taken = (await session.execute(_COUNTER["sqlite"], counter)).scalar_one()
+        taken = (await session.execute(_SQLITE_COUNTER, counter)).scalar_one()
         number = f"{counter['prefix']}{taken:06d}"
         await session.execute(insert(REPORTS), new.report | {"number": number})
         for table, rows in new.rows:
@@ -340,7 +342,7 @@ def _counter(insert_of: Any) -> Any:
 
 # Statements built once with bound parameters: building one per submission (a hundred values coerced, then its
 # cache key) cost more CPU than the database spent on it.
-_COUNTER = {"sqlite": _counter(dialect_insert_for("sqlite"))}
+_SQLITE_COUNTER = _counter(dialect_insert_for("sqlite"))
 
 
 def _attach(upload: str, position: Any) -> Update:
@@ -371,7 +373,7 @@ _SLOTS = ReportNumberSlot.__table__
 _COUNTERS = ReportNumberCounter.__table__
 
 
-def _numbered() -> Any:
+def _numbered() -> tuple[ColumnElement[int], CTE]:
     """The county's next number on PostgreSQL, without holding the counter row until the commit.
 
     The counter row, locked from the submission's write to its commit and the commit's flush to disk, made every
