@@ -30,23 +30,25 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # A free slot is a number the counter handed out and no report holds: without the table, those numbers would
-    # be gaps. Given back to the counter where they are its last ones; refused otherwise.
+    """A free slot is a number the counter handed out and no report holds: without the table, those numbers would
+    be gaps. Where no report holds a number above a county's lowest free one, the free numbers are the counter's
+    last ones and are given back to it; otherwise the downgrade is refused."""
     bind = op.get_bind()
-    stranded = bind.execute(
-        sa.text(
-            "SELECT count(*) FROM report_number_slots s JOIN report_number_counters c "
-            "ON c.year = s.year AND c.region_code = s.region_code "
-            "WHERE EXISTS (SELECT 1 FROM reports r WHERE r.number = "
-            "CAST(s.year AS VARCHAR) || '-' || s.region_code || '-' || lpad(CAST(s.value + 1 AS VARCHAR), 6, '0'))"
+    free = bind.execute(
+        sa.text("SELECT year, region_code, min(value) FROM report_number_slots GROUP BY year, region_code")
+    ).all()
+    for year, region_code, lowest in free:
+        prefix = f"{year}-{region_code}-"
+        above = bind.execute(
+            sa.text("SELECT count(*) FROM reports WHERE number LIKE :prefix AND number > :lowest"),
+            {"prefix": f"{prefix}%", "lowest": f"{prefix}{lowest:06d}"},
+        ).scalar_one()
+        if above:
+            raise RuntimeError(f"{prefix}: free numbers lie below numbers in use; downgrading would leave gaps")
+        bind.execute(
+            sa.text(
+                "UPDATE report_number_counters SET last_value = :last WHERE year = :year AND region_code = :region_code"
+            ),
+            {"last": lowest - 1, "year": year, "region_code": region_code},
         )
-    ).scalar_one()
-    if stranded:
-        raise RuntimeError(f"{stranded} free report numbers lie below numbers in use: downgrading would leave gaps")
-    op.execute(
-        "UPDATE report_number_counters SET last_value = (SELECT min(s.value) - 1 FROM report_number_slots s "
-        "WHERE s.year = report_number_counters.year AND s.region_code = report_number_counters.region_code) "
-        "WHERE EXISTS (SELECT 1 FROM report_number_slots s WHERE s.year = report_number_counters.year "
-        "AND s.region_code = report_number_counters.region_code)"
-    )
     op.drop_table("report_number_slots")

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from app.core.config import Settings
 from app.intake.service import NUMBER_BLOCK, _numbered
 from tests.support.api import Api
 from tests.support.databases import backend_name
@@ -106,3 +107,31 @@ def test_concurrent_submissions_of_one_county_get_distinct_gap_free_numbers(api:
     counter, free = asyncio.run(state())
     # Gap-free: every number up to the counter's is a report's or a free slot, none both.
     assert sorted(taken + free) == list(range(1, counter + 1))
+
+
+def test_downgrading_gives_the_free_numbers_back_to_the_counter(api: Api, settings: Settings) -> None:
+    from alembic import command
+
+    from app.core.migrate import alembic_config, upgrade
+
+    reporter = api.reporter("downgrade")
+    numbers = [
+        api.submit(reporter, [api.upload_id(reporter, data=small_jpeg(200 + n))]).json()["number"] for n in range(3)
+    ]
+    year, region, last = numbers[-1].split("-")
+    assert last == "000003"
+
+    async def counter() -> int:
+        engine = create_async_engine(settings.database.url)
+        try:
+            async with engine.connect() as connection:
+                return (await _state(connection, {"year": int(year), "region_code": region}))[0]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(counter()) == NUMBER_BLOCK
+    command.downgrade(alembic_config(settings.database.url), "0012")
+    upgrade(settings.database.url)
+    assert asyncio.run(counter()) == 3  # no gap: the 29 free numbers went back
+    following = api.submit(reporter, [api.upload_id(reporter, data=small_jpeg(300))]).json()["number"]
+    assert following == f"{year}-{region}-000004"
