@@ -47,6 +47,9 @@ DATA_DEPENDENT_CODES: dict[str, str] = {
     # states only at the top level (docs/decisions.md).
     "invalid_year_schedule": "a calendar year whose dates fall outside it or are both holiday and working day",
     "invalid_reward_policy": "a reward policy whose rules do not hold together",
+    # The facts a confirmation states must agree with each other and with the case: deaths concealed need the
+    # accident's final level, and only a concealed-accident case has them; a hazard level must be the case's kind.
+    "invalid_reward_facts": "reward facts that contradict each other or the case's kind",
     # The schema states 17 digits and a check character; whether the check character is right is arithmetic.
     "invalid_resident_id": "a resident id number whose check character is wrong",
 }
