@@ -273,24 +273,35 @@ MAX_JPEG_SCANS: Final = 100
 _SEGMENT_AFTER_SCAN: Final = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
 
 
-def _jpeg_scans(data: bytes, stop_after: int) -> int:
-    """The number of scans (SOS segments) in a JPEG, counted up to ``stop_after + 1``, without decoding: markers
-    are walked, and each scan's entropy-coded data skipped with one regular-expression search (linear, C speed)."""
-    pos, scans = 2, 0
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, offset, length) of each segment of a JPEG up to EOI, without decoding: fill bytes and standalone
+    markers are stepped over, and after a scan (SOS) its entropy-coded data is skipped to the next marker that is
+    not a restart marker, with one regular-expression search (linear, C speed)."""
+    pos = 2
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker = data[pos + 1]
         if marker == 0xFF or marker in _STANDALONE_MARKERS:
             pos += 1 if marker == 0xFF else 2
             continue
         if marker == 0xD9:  # EOI
-            break
-        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            return
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        yield marker, pos, length
+        pos += 2 + length
         if marker == 0xDA:
-            scans += 1
             following = _SEGMENT_AFTER_SCAN.search(data, pos)
-            if scans > stop_after or following is None:
-                break
+            if following is None:
+                return
             pos = following.end() - 2
+
+
+def _jpeg_scans(data: bytes, stop_after: int) -> int:
+    """The number of scans (SOS segments) in a JPEG, counted up to ``stop_after + 1``."""
+    scans = 0
+    for marker, _, _ in _jpeg_segments(data):
+        scans += marker == 0xDA
+        if scans > stop_after:
+            break
     return scans
 
 
@@ -321,13 +332,8 @@ def _jpeg_scan_damaged(data: bytes) -> bool:
 
 def _restart_scan(data: bytes) -> tuple[int, int] | None:
     """(restart intervals in a complete scan, offset of its first byte) for a single-scan JPEG using DRI."""
-    pos, frame, restart_interval = 2, None, 0
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF or marker in _STANDALONE_MARKERS:
-            pos += 1 if marker == 0xFF else 2
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+    frame, restart_interval = None, 0
+    for marker, pos, length in _jpeg_segments(data):
         body = data[pos + 4 : pos + 2 + length]
         if marker in _SOF_MARKERS:
             frame = _parse_frame(body) if marker in _SEQUENTIAL_SOF else None
@@ -340,7 +346,6 @@ def _restart_scan(data: bytes) -> tuple[int, int] | None:
             if frame is None or not restart_interval or body[:1] != bytes([frame.components]):
                 return None
             return -(-frame.mcus // restart_interval), pos + 2 + length
-        pos += 2 + length
     return None
 
 
