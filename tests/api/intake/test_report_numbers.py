@@ -49,6 +49,21 @@ async def _state(connection: AsyncConnection, county: dict[str, Any] = COUNTY) -
     return int(counter), [int(v) for v in free]
 
 
+def _county_state(url: str, number: str) -> tuple[int, list[int]]:
+    """The counter and the free slots of the year and county a report number names."""
+    year, region, _ = number.split("-")
+
+    async def read() -> tuple[int, list[int]]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return await _state(connection, {"year": int(year), "region_code": region})
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
 def test_numbers_come_a_block_at_a_time_and_a_rolled_back_one_is_given_again(database_url: str) -> None:
     async def scenario() -> None:
         engine = create_async_engine(database_url)
@@ -95,16 +110,7 @@ def test_concurrent_submissions_of_one_county_get_distinct_gap_free_numbers(api:
     assert len(set(numbers)) == len(uploads)
     taken = sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
 
-    async def state() -> tuple[int, list[int]]:
-        engine = create_async_engine(database_url)
-        try:
-            async with engine.connect() as connection:
-                year, region, _ = numbers[0].split("-")
-                return await _state(connection, {"year": int(year), "region_code": region})
-        finally:
-            await engine.dispose()
-
-    counter, free = asyncio.run(state())
+    counter, free = _county_state(database_url, numbers[0])
     # Gap-free: every number up to the counter's is a report's or a free slot, none both.
     assert sorted(taken + free) == list(range(1, counter + 1))
 
@@ -121,17 +127,9 @@ def test_downgrading_gives_the_free_numbers_back_to_the_counter(api: Api, settin
     year, region, last = numbers[-1].split("-")
     assert last == "000003"
 
-    async def counter() -> int:
-        engine = create_async_engine(settings.database.url)
-        try:
-            async with engine.connect() as connection:
-                return (await _state(connection, {"year": int(year), "region_code": region}))[0]
-        finally:
-            await engine.dispose()
-
-    assert asyncio.run(counter()) == NUMBER_BLOCK
+    assert _county_state(settings.database.url, numbers[-1])[0] == NUMBER_BLOCK
     command.downgrade(alembic_config(settings.database.url), "0012")
     upgrade(settings.database.url)
-    assert asyncio.run(counter()) == 3  # no gap: the 29 free numbers went back
+    assert _county_state(settings.database.url, numbers[-1])[0] == 3  # no gap: the 29 free numbers went back
     following = api.submit(reporter, [api.upload_id(reporter, data=small_jpeg(300))]).json()["number"]
     assert following == f"{year}-{region}-000004"
