@@ -1,14 +1,17 @@
-"""CPU per request of the read endpoints, in-process: the app called as ASGI, one request at a time.
+"""CPU per request, in-process: the app called as ASGI, one request at a time.
 
     .venv/bin/python bench/request_cpu.py                      # queue (first, cursor) and my reports, on bench_load_1m
     .venv/bin/python bench/request_cpu.py --requests 500 --only queue_first
     .venv/bin/python bench/request_cpu.py --profile queue_first    # cProfile of that endpoint, top functions
+    .venv/bin/python bench/request_cpu.py --only submit        # POST /v1/reports, as bench/load.py sends it
 
 The figure is ``time.process_time()`` of this process around each request (the app's Python, SQLAlchemy, asyncpg
 and the event loop; not uvicorn's HTTP parsing), which a shared, noisy machine disturbs far less than wall time.
 Medians are quoted. PostgreSQL's own CPU is shown apart, as the mean over the run of its server processes serving
 the database. The database is the cached one of bench/load.py (1,000,000 cases);
 it is only read, except that the reporter's dev login and bench/load.py's give_reports give that reporter 50 cases.
+Submissions (``submit``) go to a scratch database of their own, migrated and seeded, dropped at the end: each
+request posts bench/load.py's body with a fresh upload of its own and an idempotency key.
 """
 
 from __future__ import annotations
@@ -16,14 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import hashlib
 import json
 import os
 import pstats
+import random
 import statistics
 import sys
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +41,26 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 import load  # noqa: E402  (bench/ is not a package)
 import submit_reports as sr  # noqa: E402
 
-ENDPOINTS = ("queue_first", "queue_cursor", "my_reports")
+ENDPOINTS = ("queue_first", "queue_cursor", "my_reports", "submit")
+SUBMIT_DATABASE = "bench_request_cpu"
 
 
-async def call(app: Any, path: str, token: str) -> tuple[int, bytes]:
-    """One GET through the ASGI interface, as uvicorn would make it."""
+async def call(
+    app: Any, path: str, token: str, body: bytes = b"", headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> tuple[int, bytes]:
+    """One request through the ASGI interface, as uvicorn would make it: a GET, or a POST of ``body``."""
     raw_path, _, query = path.partition("?")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": "POST" if body else "GET",
         "scheme": "http",
         "path": raw_path,
         "raw_path": raw_path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())],
+        "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode()), *headers],
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
         "state": {},
@@ -58,7 +68,7 @@ async def call(app: Any, path: str, token: str) -> tuple[int, bytes]:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -69,18 +79,27 @@ async def call(app: Any, path: str, token: str) -> tuple[int, bytes]:
     return status, body
 
 
+Send = Callable[[], Awaitable[tuple[int, bytes]]]
+
+
 async def measure(args: argparse.Namespace) -> None:
+    chosen = [args.profile] if args.profile else args.only.split(",") if args.only else list(ENDPOINTS)
+    reads = [name for name in chosen if name != "submit"]
+    if reads:
+        await measure_reads(args, reads)
+    if "submit" in chosen:
+        await measure_submit(args)
+
+
+async def measure_reads(args: argparse.Namespace, chosen: list[str]) -> None:
     import httpx
     from sqlalchemy import make_url
 
     from app.demo.seed import DEMO_STAFF
-    from app.main import create_app
 
     base = make_url(sr.DEFAULT_DATABASE_URL)
     database = load.cache_name(1_000_000)
-    os.environ.update(load.api_env(sr._url(base, database), Path("/tmp/request_cpu_objects"), embedded_worker=False))
-    os.environ["HAZARD_PUBLIC_BASE_URL"] = "http://127.0.0.1:8000"
-    app = create_app()
+    app = make_app(sr._url(base, database))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -92,44 +111,93 @@ async def measure(args: argparse.Namespace) -> None:
             response = await client.post("/v1/auth/wechat/login", json={"code": "dev:bench0"})
             reporter, reporter_id = response.json()["access_token"], response.json()["reporter_id"]
         await load.give_reports(base, database, reporter_id, load.MY_REPORTS)
-        status, first = await call(app, "/v1/staff/cases", inspector)
+        _, first = await call(app, "/v1/staff/cases", inspector)
         cursor = json.loads(first)["next_cursor"]
         paths = {
             "queue_first": ("/v1/staff/cases", inspector),
             "queue_cursor": ("/v1/staff/cases?" + urllib.parse.urlencode({"cursor": cursor}), inspector),
             "my_reports": ("/v1/me/reports", reporter),
         }
-        chosen = args.only.split(",") if args.only else list(ENDPOINTS)
-        if args.profile:
-            chosen = [args.profile]
         for name in chosen:
             path, token = paths[name]
-            for _ in range(args.warmup):
-                await call(app, path, token)
-            cpu, wall = [], []
-            database_started = await database_cpu(database)
-            profiler = cProfile.Profile(time.process_time) if args.profile else None
-            for _ in range(args.requests):
-                started_cpu, started_wall = time.process_time(), time.perf_counter()
-                if profiler:
-                    profiler.enable()
-                status, body = await call(app, path, token)
-                if profiler:
-                    profiler.disable()
-                cpu.append(1000 * (time.process_time() - started_cpu))
-                wall.append(1000 * (time.perf_counter() - started_wall))
-                if status != 200:
-                    raise SystemExit(f"{name}: {status} {body[:300]!r}")
-            database_ms = 1000 * (await database_cpu(database) - database_started) / args.requests
-            print(
-                f"{name:<13} cpu ms median {statistics.median(cpu):6.2f}  p90 {quantile(cpu, 0.9):6.2f}   "
-                f"PostgreSQL cpu ms mean {database_ms:5.2f}   wall ms median {statistics.median(wall):6.2f}   "
-                f"({args.requests} requests, {len(body)} bytes, "
-                f"sha256 {hashlib.sha256(body).hexdigest()[:12]}, of the sorted JSON {canonical_hash(body)})"
-            )
-            if profiler:
-                stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)
-                stats.print_stats(args.top)
+            await timed(args, name, database, 200, functools.partial(call, app, path, token))
+
+
+async def measure_submit(args: argparse.Namespace) -> None:
+    """POST /v1/reports with bench/load.py's body, each with a fresh upload, on a scratch database."""
+    import httpx
+    from sqlalchemy import make_url
+
+    base = make_url(sr.DEFAULT_DATABASE_URL)
+    url = sr._url(base, SUBMIT_DATABASE)
+    drop = f'DROP DATABASE IF EXISTS "{SUBMIT_DATABASE}" WITH (FORCE)'
+    await sr._admin(base, drop, f'CREATE DATABASE "{SUBMIT_DATABASE}"')
+    try:
+        workdir = Path("/tmp/request_cpu_objects")
+        await asyncio.to_thread(load._cli, ["migrate"], url, workdir)
+        await asyncio.to_thread(load._cli, ["seed-demo"], url, workdir)
+        app = make_app(url)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                response = await client.post("/v1/auth/wechat/login", json={"code": "dev:bench0"})
+                token, reporter_id = response.json()["access_token"], response.json()["reporter_id"]
+            count = args.warmup + args.requests
+            made = await sr.create_uploads(base, SUBMIT_DATABASE, [reporter_id], count, 1)
+            uploads = iter([ids[0] for ids in made[0]])
+            parts = load.submit_body_parts((datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds"))
+            spread = random.Random(7)
+
+            async def submit() -> tuple[int, bytes]:
+                # Spread as load.lua does, so that duplicate candidates stay as few as under load.
+                lon, lat = (parts[k] + (spread.random() * 2 - 1) * parts["spread"] for k in ("lon", "lat"))
+                point = f'"longitude":{lon:.6f},"latitude":{lat:.6f}'
+                upload_id = next(uploads)
+                body = parts["body_prefix"] + point + parts["body_middle"] + f'"{upload_id}"' + parts["body_suffix"]
+                headers = ((b"content-type", b"application/json"), (b"idempotency-key", upload_id.encode()))
+                return await call(app, "/v1/reports", token, body.encode(), headers)
+
+            await timed(args, "submit", SUBMIT_DATABASE, 201, submit)
+    finally:
+        await sr._admin(base, drop)
+
+
+def make_app(database_url: str) -> Any:
+    from app.main import create_app
+
+    os.environ.update(load.api_env(database_url, Path("/tmp/request_cpu_objects"), embedded_worker=False))
+    os.environ["HAZARD_PUBLIC_BASE_URL"] = "http://127.0.0.1:8000"
+    return create_app()
+
+
+async def timed(args: argparse.Namespace, name: str, database: str, expected: int, send: Send) -> None:
+    """Warm up, then time ``args.requests`` requests one at a time; print the medians (and the profile)."""
+    for _ in range(args.warmup):
+        await send()
+    cpu, wall = [], []
+    database_started = await database_cpu(database)
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
+    for _ in range(args.requests):
+        started_cpu, started_wall = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        status, body = await send()
+        if profiler:
+            profiler.disable()
+        cpu.append(1000 * (time.process_time() - started_cpu))
+        wall.append(1000 * (time.perf_counter() - started_wall))
+        if status != expected:
+            raise SystemExit(f"{name}: {status} {body[:300]!r}")
+    database_ms = 1000 * (await database_cpu(database) - database_started) / args.requests
+    print(
+        f"{name:<13} cpu ms median {statistics.median(cpu):6.2f}  p90 {quantile(cpu, 0.9):6.2f}   "
+        f"PostgreSQL cpu ms mean {database_ms:5.2f}   wall ms median {statistics.median(wall):6.2f}   "
+        f"({args.requests} requests, {len(body)} bytes, "
+        f"sha256 {hashlib.sha256(body).hexdigest()[:12]}, of the sorted JSON {canonical_hash(body)})"
+    )
+    if profiler:
+        stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)
+        stats.print_stats(args.top)
 
 
 async def database_cpu(database: str) -> float:
