@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,10 +34,25 @@ class InvalidToken(Unauthenticated):
     message = "登录已失效，请重新登录"
 
 
+# How many verified tokens a process remembers (``TokenCodec.decode``): about 1 KB each.
+VERIFIED_TOKENS = 4096
+
+
 @dataclass(frozen=True)
 class TokenCodec:
+    """Issues and verifies the service's tokens.
+
+    A token verified once is remembered, by its exact text, until it expires: every request of a mini-program
+    carries the same token, and parsing and verifying it again (twice base64 and JSON, an HMAC, seven claim checks)
+    cost about 0.15 ms a request. A remembered token is only accepted for an audience it was verified for and only
+    before its ``exp``; any other text, a single character changed included, is verified in full. The memory is
+    bounded (``VERIFIED_TOKENS``, oldest forgotten first) and belongs to the codec, so to its secret and issuer.
+    """
+
     secret: str
     issuer: str
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
+    _verified: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def issue(self, subject: str, audience: str, lifetime: timedelta, **claims: Any) -> tuple[str, datetime]:
         now = datetime.now(UTC)
@@ -45,8 +62,13 @@ class TokenCodec:
 
     def decode(self, token: str, audience: str | list[str]) -> dict[str, Any]:
         """The verified claims; ``audience``: the one expected, or those accepted (the claims say which)."""
+        claims = self._verified.get(token)
+        if claims is not None and claims["aud"] in ([audience] if isinstance(audience, str) else audience):
+            if self.clock() >= claims["exp"]:
+                raise InvalidToken()  # expired since it was verified, as jwt.decode would find
+            return dict(claims)
         try:
-            return jwt.decode(
+            claims = jwt.decode(
                 token,
                 self.secret,
                 algorithms=[TOKEN_ALGORITHM],
@@ -56,6 +78,23 @@ class TokenCodec:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken() from exc
+        if isinstance(claims["aud"], str) and isinstance(claims["exp"], int | float):
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.pop(next(iter(self._verified)), None)
+            self._verified[token] = dict(claims)
+        return claims
+
+    def audience_of(self, token: str) -> str:
+        """The audience a token names, unverified: only to choose which audience to verify it against ("" if it
+        names none or several). Not a token at all: ``InvalidToken``."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            return str(claims["aud"])
+        try:
+            audience = jwt.decode(token, options={"verify_signature": False}).get("aud")
+        except jwt.PyJWTError as exc:
+            raise InvalidToken() from exc
+        return audience if isinstance(audience, str) else ""
 
 
 # OWASP's minimum Argon2id profile (19 MiB, t=2, p=1): ~30 ms a verify on this class of machine.

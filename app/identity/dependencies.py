@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import jwt
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Row, bindparam, select
@@ -73,15 +72,6 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def _audience_of(token: str) -> str:
-    # Only used to choose which audience to verify against; the full verification follows.
-    try:
-        audience = jwt.decode(token, options={"verify_signature": False}).get("aud")
-    except jwt.PyJWTError as exc:
-        raise InvalidToken() from exc
-    return audience if isinstance(audience, str) else ""
-
-
 def _reporter_from(context: AppContext, token: str) -> ReporterPrincipal:
     return _reporter_of(context.tokens.decode(token, context.settings.security.reporter_audience))
 
@@ -125,7 +115,7 @@ async def current_reporter(
     credentials: Credentials, context: Annotated[AppContext, Depends(get_context)]
 ) -> ReporterPrincipal:
     token = _token(credentials)
-    if _audience_of(token) != context.settings.security.reporter_audience:
+    if context.tokens.audience_of(token) != context.settings.security.reporter_audience:
         raise WrongAudience()
     return _reporter_from(context, token)
 
@@ -135,7 +125,7 @@ async def current_staff(
     context: Annotated[AppContext, Depends(get_context)],
 ) -> StaffPrincipal:
     token = _token(credentials)
-    if _audience_of(token) != context.settings.security.staff_audience:
+    if context.tokens.audience_of(token) != context.settings.security.staff_audience:
         raise WrongAudience()
     return await _staff_from(context, token)
 
