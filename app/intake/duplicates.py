@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import IntakeSettings
-from app.core.db import not_indexed
+from app.core.db import fetch_all, not_indexed
 from app.intake.evidence import haversine_m
 from app.intake.models import PhotoHashBand, Report, Upload
 
@@ -135,7 +135,7 @@ async def look_up(
         parameters[f"sha256_{index}"] = sha256
         for band, values in probe_bands(perceptual_hash):
             parameters |= {f"band_{index}_{band}_{n}": value for n, value in enumerate(values)}
-    rows = (await session.execute(_statement(len(photos)), parameters)).all()
+    rows = await fetch_all(session, _statement(len(photos)), parameters)
 
     hashes = [phash for _, phash in photos]
     numbers: dict[uuid.UUID, str] = {}

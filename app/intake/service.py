@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.models import Category, Department
 from app.core import idempotency
 from app.core.context import AppContext
-from app.core.db import Base, column_values, dialect_insert_for, insert_values, is_postgresql, utcnow
+from app.core.db import Base, column_values, dialect_insert_for, fetch_all, insert_values, is_postgresql, utcnow
 from app.core.pagination import encode_cursor, newest_first
 from app.core.security import request_fingerprint
 from app.deadlines import service as deadline_service
@@ -229,8 +229,10 @@ async def _new_report(
 
 
 async def _claimable_uploads(session: AsyncSession, owner: str, upload_ids: list[uuid.UUID]) -> list[Row[Any]]:
+    if not upload_ids:
+        return []  # a report without photos (hotline, partners): nothing to read
     parameters = {"owner": owner} | {f"upload_{index}": upload_id for index, upload_id in enumerate(upload_ids)}
-    rows = (await session.execute(_claimable(len(upload_ids)), parameters)).all()
+    rows = await fetch_all(session, _claimable(len(upload_ids)), parameters)
     by_id = {row.id: row for row in rows}
     missing = [str(i) for i in upload_ids if i not in by_id]
     if missing:
@@ -310,7 +312,7 @@ async def _store(session: AsyncSession, new: _NewReport, recorded: dict[str, Any
                 parameters |= {f"{table.name}_{key}": [row[key] for row in rows] for key in rows[0]}
             elif rows:
                 parameters |= {f"{table.name}_{key}": value for key, value in rows[0].items()}
-        number, attached = (await session.execute(_postgresql_statement(shape), parameters | (recorded or {}))).one()
+        ((number, attached),) = await fetch_all(session, _postgresql_statement(shape), parameters | (recorded or {}))
     else:
         # SQLite has no DML in CTEs; it admits one writer at a time anyway, so the order costs no contention.
         taken = (await session.execute(_SQLITE_COUNTER, counter)).scalar_one()

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Category, Department
 from app.core.context import AppContext
+from app.core.db import fetch_all
 from app.geo.datum import Datum
 from app.geo.geojson import JurisdictionFeature
 from app.geo.index import JurisdictionIndex, LookupResult
@@ -65,7 +66,7 @@ class RoutingCache:
 
 
 async def versions(session: AsyncSession) -> Versions:
-    rows = (await session.execute(_VERSIONS)).all()
+    rows = await fetch_all(session, _VERSIONS, {})
     by_kind = {kind: int(version) for kind, version in rows}
     return Versions(latest=max(by_kind.values(), default=0), jurisdictions=by_kind.get(JURISDICTIONS, 0))
 
