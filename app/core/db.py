@@ -38,9 +38,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.util import await_
 
@@ -410,10 +411,9 @@ async def fetch_all(session: AsyncSession, statement: Executable, parameters: Ma
     """
     if not is_postgresql(session):
         return (await session.execute(statement, parameters)).all()
-    connection = await session.connection()
+    connection, raw = await _session_connection(session)
     plan = _direct_plan(statement, connection.dialect)
     arguments = plan.arguments(parameters)
-    raw = await connection.get_raw_connection()
     cursor = raw.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         # The adapted cursor's own coroutine (what its execute() awaits from a greenlet): the connection's mutex,
@@ -422,6 +422,7 @@ async def fetch_all(session: AsyncSession, statement: Executable, parameters: Ma
         await cursor._prepare_and_execute(plan.sql, arguments)
         records, description = cursor.fetchall(), cursor.description
     except plan.dbapi_error as error:
+        session.info.pop(_DIRECT_CONNECTION, None)
         disconnected = connection.dialect.is_disconnect(error, raw.dbapi_connection, cursor)
         if disconnected:
             await connection.invalidate(error)
@@ -432,6 +433,24 @@ async def fetch_all(session: AsyncSession, statement: Executable, parameters: Ma
     finally:
         cursor.close()
     return plan.rows(records, description)
+
+
+_DIRECT_CONNECTION = "fetch_all.connection"
+
+
+async def _session_connection(session: AsyncSession) -> tuple[AsyncConnection, PoolProxiedConnection]:
+    """The session's connection and its pooled DBAPI connection, remembered for the rest of the transaction:
+    asking the session for them again (two hops into SQLAlchemy's greenlet) cost 22 µs a statement."""
+    transaction = session.sync_session.get_transaction()
+    remembered = session.info.get(_DIRECT_CONNECTION)
+    if remembered is not None and remembered[0] is transaction and transaction is not None and transaction.is_active:
+        connection, raw = remembered[1], remembered[2]
+        if not connection.invalidated and raw.dbapi_connection is not None:
+            return connection, raw
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    session.info[_DIRECT_CONNECTION] = (session.sync_session.get_transaction(), connection, raw)
+    return connection, raw
 
 
 class _DirectPlan:

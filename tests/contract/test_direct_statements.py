@@ -117,6 +117,15 @@ def test_writes_are_the_sessions_transaction(database_url: str) -> None:
     async def scenario(sessions: Sessions) -> None:
         principal = f"reporter:{uuid.uuid4()}"
         async with sessions() as session:
+            # One session, two transactions: the connection remembered for the first is not the second's.
+            await fetch_all(session, NEW_RECORD, _record(principal, key="committed"))
+            await session.commit()
+            await fetch_all(session, NEW_RECORD, _record(principal, key="rolled back"))
+            await session.rollback()
+            assert (await fetch_all(session, COUNT_RECORDS, {"principal": principal}))[0][0] == 1
+            await session.execute(text("DELETE FROM idempotency_records WHERE principal = :p"), {"p": principal})
+            await session.commit()
+        async with sessions() as session:
             # The first statement of the transaction is a direct one: it must begin the transaction, or the rollback
             # below would leave its row.
             (row,) = await fetch_all(session, NEW_RECORD, _record(principal))
