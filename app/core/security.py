@@ -43,10 +43,11 @@ class TokenCodec:
     """Issues and verifies the service's tokens.
 
     A token verified once is remembered, by its exact text, until it expires: every request of a mini-program
-    carries the same token, and parsing and verifying it again (twice base64 and JSON, an HMAC, seven claim checks)
-    cost about 0.15 ms a request. A remembered token is only accepted for an audience it was verified for and only
-    before its ``exp``; any other text, a single character changed included, is verified in full. The memory is
-    bounded (``VERIFIED_TOKENS``, oldest forgotten first) and belongs to the codec, so to its secret and issuer.
+    carries the same token, and parsing and verifying it again (base64 and JSON, the HMAC, the claim checks) cost
+    36 µs a request, 58 µs where the audience is read first, against 0.4 µs remembered. A remembered token is
+    only accepted for an audience it was verified for and only before its ``exp``; any other text, a single
+    character changed included, is verified in full. The memory is bounded (``VERIFIED_TOKENS``, oldest forgotten
+    first) and belongs to the codec, so to its secret and issuer.
     """
 
     secret: str
