@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,8 @@ def server_process(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, ps
         "HAZARD_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = (tmp_path / "server.log").open("wb")  # read by the tests: no unhandled error may be logged
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -53,6 +55,7 @@ def server_process(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, ps
     finally:
         process.terminate()
         process.wait(timeout=20)
+        log.close()
 
 
 def _chunks(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
@@ -104,3 +107,60 @@ def test_bombs_and_oversized_bodies_do_not_grow_the_process(server_process: tupl
     growth = process.memory_info().rss - baseline
     assert growth < GROWTH_LIMIT, f"server grew by {growth / 1e6:.1f} MB"
     assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def _exchange(url: str, head: bytes, body: bytes, *, close_after_sending: bool) -> bytes:
+    """Send ``head`` and ``body`` over a socket of its own, as a client that lies about its Content-Length would,
+    and return what the server answered before closing (or, with ``close_after_sending``, nothing is awaited)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head + body)
+        if close_after_sending:
+            connection.shutdown(socket.SHUT_RDWR)
+            return b""
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_a_lying_content_length_over_a_socket_is_refused_cleanly(
+    server_process: tuple[str, psutil.Process], tmp_path: Path
+) -> None:
+    url, _ = server_process
+    token = httpx.post(f"{url}/v1/auth/wechat/login", json={"code": "code-alice"}).json()["access_token"]
+    opening = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    )
+    photo = opening + b"\xff\xd8\xff" + b"\0" * 100_000 + b"\r\n--b--\r\n"
+
+    def head(length: int) -> bytes:
+        return (
+            f"POST /v1/uploads HTTP/1.1\r\nHost: {url.removeprefix('http://')}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        ).encode()
+
+    # Says less than it sends: the server reads what was said (a cut-off form), refuses it, and takes the rest for
+    # a request of its own, which is no HTTP: refused too, and the connection closed.
+    answer = _exchange(url, head(1000), photo, close_after_sending=False)
+    statuses = [int(line.split()[1]) for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    assert statuses and all(400 <= status < 500 for status in statuses), answer[:500]
+    # Says more than it sends, then goes away: no answer is possible; nothing may be stored or logged as a fault.
+    _exchange(url, head(5_000_000), photo, close_after_sending=True)
+    # Says more than it sends and waits: the server waits for the rest, then the client gives up and goes.
+    with pytest.raises(TimeoutError):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=1) as connection:
+            connection.sendall(head(len(photo) + 1) + photo)
+            connection.recv(65536)
+    time.sleep(0.5)  # the server notices the disconnections
+    assert httpx.get(f"{url}/healthz").status_code == 200
+    good = httpx.post(
+        f"{url}/v1/uploads", headers={"Authorization": f"Bearer {token}"}, files={"file": ("x.jpg", b"\xff\xd8")}
+    )
+    assert good.status_code in (415, 422), good.text  # the server answers the next request normally
+    log = (tmp_path / "server.log").read_text(errors="replace")
+    assert "unhandled error" not in log and "Traceback" not in log, log[-3000:]
+    stored = [path for path in (tmp_path / "objects").rglob("*") if path.is_file()]
+    assert stored == [], stored
