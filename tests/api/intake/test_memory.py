@@ -119,8 +119,11 @@ def _exchange(url: str, head: bytes, body: bytes, *, close_after_sending: bool) 
             connection.shutdown(socket.SHUT_RDWR)
             return b""
         answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
+        try:
+            while chunk := connection.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass  # closed with bytes of ours unread: what it answered before is all there is
         return answer
 
 
@@ -142,8 +145,10 @@ def test_a_lying_content_length_over_a_socket_is_refused_cleanly(
         ).encode()
 
     # Says less than it sends: the server reads what was said (a cut-off form), refuses it, and takes the rest for
-    # a request of its own, which is no HTTP: refused too, and the connection closed.
-    answer = _exchange(url, head(1000), photo, close_after_sending=False)
+    # a request of its own, which is no HTTP: refused too, and the connection closed. (A short body, read whole:
+    # a server closing with bytes unread resets the connection, which can drop its answer before the client reads.)
+    short = opening + b"\xff\xd8\xff" + b"\0" * 1000 + b"\r\n--b--\r\n"
+    answer = _exchange(url, head(200), short, close_after_sending=False)
     statuses = [int(line.split()[1]) for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
     assert statuses and all(400 <= status < 500 for status in statuses), answer[:500]
     # Says more than it sends, then goes away: no answer is possible; nothing may be stored or logged as a fault.
