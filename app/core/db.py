@@ -412,7 +412,8 @@ async def fetch_all(session: AsyncSession, statement: Executable, parameters: Ma
     if not is_postgresql(session):
         return (await session.execute(statement, parameters)).all()
     connection, raw = await _session_connection(session)
-    plan = _direct_plan(statement, connection.dialect)
+    dialect = connection.dialect
+    plan = _direct_plan(statement, dialect)
     arguments = plan.arguments(parameters)
     cursor = raw.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -423,10 +424,9 @@ async def fetch_all(session: AsyncSession, statement: Executable, parameters: Ma
         records, description = cursor.fetchall(), cursor.description
     except plan.dbapi_error as error:
         session.info.pop(_DIRECT_CONNECTION, None)
-        disconnected = connection.dialect.is_disconnect(error, raw.dbapi_connection, cursor)
+        disconnected = dialect.is_disconnect(error, raw.dbapi_connection, cursor)
         if disconnected:
             await connection.invalidate(error)
-        dialect = connection.dialect
         raise DBAPIError.instance(
             plan.sql, arguments, error, plan.dbapi_error, connection_invalidated=disconnected, dialect=dialect
         ) from error

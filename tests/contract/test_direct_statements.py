@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import DatabaseSettings
 from app.core.db import create_engine, create_session_factory, fetch_all, is_database_unavailable
@@ -206,16 +206,7 @@ def test_concurrent_statements_share_one_connection_safely(database_url: str) ->
         owner = f"reporter:{uuid.uuid4()}"
         await _uploads(sessions, owner)
         async with sessions() as session:
-            run: Callable[[], Awaitable[Any]] = lambda: fetch_all(session, UPLOAD_COLUMNS, {"owner": owner})  # noqa: E731
-            results = await asyncio.gather(*(run() for _ in range(8)))
+            results = await asyncio.gather(*(fetch_all(session, UPLOAD_COLUMNS, {"owner": owner}) for _ in range(8)))
         assert all(len(rows) == 3 for rows in results)
-
-    _run(database_url, scenario)
-
-
-def test_the_engine_is_the_one_of_the_service(database_url: str) -> None:
-    async def scenario(sessions: Sessions) -> None:
-        engine: AsyncEngine = sessions.kw["bind"]
-        assert engine.dialect.name == backend_name()
 
     _run(database_url, scenario)

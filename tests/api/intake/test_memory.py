@@ -109,11 +109,15 @@ def test_bombs_and_oversized_bodies_do_not_grow_the_process(server_process: tupl
     assert httpx.get(f"{url}/healthz").status_code == 200
 
 
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
 def _exchange(url: str, head: bytes, body: bytes, *, close_after_sending: bool) -> bytes:
     """Send ``head`` and ``body`` over a socket of its own, as a client that lies about its Content-Length would,
     and return what the server answered before closing (or, with ``close_after_sending``, nothing is awaited)."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
+    with socket.create_connection(_address(url), timeout=10) as connection:
         connection.sendall(head + body)
         if close_after_sending:
             connection.shutdown(socket.SHUT_RDWR)
@@ -154,11 +158,9 @@ def test_a_lying_content_length_over_a_socket_is_refused_cleanly(
     # Says more than it sends, then goes away: no answer is possible; nothing may be stored or logged as a fault.
     _exchange(url, head(5_000_000), photo, close_after_sending=True)
     # Says more than it sends and waits: the server waits for the rest, then the client gives up and goes.
-    with pytest.raises(TimeoutError):
-        host, port = url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=1) as connection:
-            connection.sendall(head(len(photo) + 1) + photo)
-            connection.recv(65536)
+    with pytest.raises(TimeoutError), socket.create_connection(_address(url), timeout=1) as connection:
+        connection.sendall(head(len(photo) + 1) + photo)
+        connection.recv(65536)
     time.sleep(0.5)  # the server notices the disconnections
     assert httpx.get(f"{url}/healthz").status_code == 200
     good = httpx.post(
